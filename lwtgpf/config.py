@@ -37,6 +37,7 @@ class DataConfig:
     std: tuple[float, float, float] = LUPERSON_STD
     batch_size: int = 32
     num_instances: int = 4  # crops per proxy in a batch (P x K sampling)
+    sampler: str = "proxy_balanced"  # proxy_balanced (P proxies x K) | camera_diverse (P clusters x K cameras)
     iters_per_epoch: int = 200
     workers: int = 4
     flip_p: float = 0.5
