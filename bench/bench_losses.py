@@ -2,7 +2,7 @@
 
 Prints a table (ms per iteration, peak extra memory where CUDA) at the reference size:
 F = 6 features, B = 32 (8 proxies x 4 crops), D = 768, P proxies over C cameras.
-Run: .venv/bin/python bench/bench_gp_o2cap.py [--proxies 2000] [--device cpu]
+Run: .venv/bin/python bench/bench_losses.py [--proxies 2000] [--device cpu]
 """
 from __future__ import annotations
 

@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (ValueError, FileNotFoundError) as err:  # config, dataset and checkpoint errors carry their own context
+    except (ValueError, OSError) as err:  # config, dataset and checkpoint errors carry their own context
         print(f"lwtgpf {args.verb}: error: {err}", file=sys.stderr)
         return 2
     return 0
