@@ -31,16 +31,18 @@ import functools
 import json
 import math
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from lwtgpf.data.datasets import SPLIT_FOLDERS
+
 GENERATOR_VERSION = 1
-SPLIT_FOLDERS = {"train": "bounding_box_train", "query": "query", "gallery": "bounding_box_test"}
 SUPERSAMPLE = 2  # people are drawn at 2x the crop size and box-filtered down: anti-aliased edges
+BYSTANDER_PROB = 0.3  # chance that someone further away walks in the background of a crop
 
 RGB = tuple[int, int, int]
 
@@ -108,7 +110,8 @@ class Identity:
 
     def attributes(self) -> tuple:
         """The discrete attributes; no two identities of one dataset share all of them."""
-        return tuple(getattr(self, f.name) for f in dataclasses.fields(self) if not isinstance(getattr(self, f.name), float))
+        values = (getattr(self, f.name) for f in dataclasses.fields(self))
+        return tuple(value for value in values if not isinstance(value, float))
 
 
 @dataclass(frozen=True)
@@ -121,7 +124,7 @@ class CameraLook:
     contrast: float  # around mid-grey
     gamma: float  # > 1 darkens mid-tones
     saturation: float  # 1 = unchanged, 0 = grey
-    blur: float  # Gaussian radius in crop pixels
+    blur: float  # Gaussian radius in pixels of a 64-pixel-wide crop (scaled with the crop width)
     downscale: float  # resolution loss: the crop is down- and up-sampled by this factor
     noise: float  # std of sensor noise, [0, 1] units
     jpeg_quality: int
@@ -131,35 +134,55 @@ class CameraLook:
     texture: str  # bricks | windows | foliage | tiles | columns | asphalt | gradient
     texture_colour: RGB
     horizon: float  # floor line height as a fraction of the crop height from the top
+    light: float = 0.0  # side light on people: > 0 brightens their image-right side, < 0 the left
     background_seed: int = 0  # set by `camera_looks`; the background strip is a function of the look
 
     def __post_init__(self) -> None:
         if abs(sum(self.view_probs) - 1.0) > 1e-6:
             raise ValueError(f"camera look {self.name!r}: view_probs {self.view_probs} must sum to 1")
         if self.texture not in BACKGROUND_TEXTURES:
-            raise ValueError(f"camera look {self.name!r}: unknown texture {self.texture!r}; expected one of {BACKGROUND_TEXTURES}")
+            raise ValueError(f"camera look {self.name!r}: unknown texture {self.texture!r}; "
+                             f"expected one of {BACKGROUND_TEXTURES}")
 
 
 # Hand-designed so that any two cameras differ clearly; a preset uses the first `num_cameras` of them.
 CAMERA_LOOKS: tuple[CameraLook, ...] = (
-    CameraLook("daylight", (1.04, 1.0, 0.95), 0.04, 1.1, 1.0, 1.05, 0.0, 1.0, 0.012, 92, (0.5, 0.3, 0.2),
-               (168, 96, 78), (150, 146, 140), "bricks", (206, 200, 190), 0.74),
-    CameraLook("blue shade", (0.8, 0.92, 1.22), -0.03, 0.9, 1.05, 0.85, 0.5, 0.8, 0.02, 85, (0.2, 0.6, 0.2),
-               (120, 140, 160), (90, 96, 104), "windows", (60, 84, 110), 0.8),
-    CameraLook("warm indoor", (1.25, 1.0, 0.72), 0.0, 0.95, 0.9, 1.0, 0.3, 0.9, 0.03, 88, (0.3, 0.2, 0.5),
-               (222, 206, 170), (176, 150, 112), "tiles", (150, 120, 84), 0.82),
-    CameraLook("dim night", (0.95, 0.95, 1.1), -0.12, 0.85, 1.35, 0.7, 0.6, 0.55, 0.05, 75, (0.4, 0.4, 0.2),
-               (64, 66, 80), (46, 46, 52), "columns", (92, 94, 110), 0.78),
-    CameraLook("green fluorescent", (0.88, 1.16, 0.86), 0.02, 1.2, 1.0, 1.0, 0.8, 0.75, 0.025, 85,
-               (0.6, 0.1, 0.3), (66, 120, 58), (120, 112, 100), "foliage", (40, 90, 40), 0.7),
-    CameraLook("washed out", (1.0, 1.0, 1.02), 0.14, 0.7, 0.8, 0.6, 0.4, 0.9, 0.015, 90, (0.2, 0.3, 0.5),
-               (214, 214, 210), (196, 196, 190), "gradient", (240, 240, 236), 0.76),
-    CameraLook("magenta cctv", (1.16, 0.84, 1.12), 0.0, 1.0, 1.1, 0.7, 0.5, 0.45, 0.04, 60, (0.35, 0.35, 0.3),
-               (100, 100, 104), (74, 74, 78), "asphalt", (228, 220, 120), 0.6),
-    CameraLook("high contrast", (1.1, 0.96, 0.9), -0.02, 1.4, 1.2, 1.15, 0.0, 1.0, 0.02, 90, (0.45, 0.45, 0.1),
-               (140, 60, 50), (108, 98, 92), "bricks", (90, 40, 34), 0.84),
-    CameraLook("cold overcast", (0.92, 1.0, 1.08), 0.05, 0.8, 1.0, 0.8, 0.7, 0.65, 0.03, 80, (0.3, 0.3, 0.4),
-               (176, 184, 192), (120, 126, 130), "windows", (110, 124, 140), 0.72),
+    CameraLook("daylight", gains=(1.04, 1.0, 0.95), brightness=0.04, contrast=1.1, gamma=1.0, saturation=1.05,
+               blur=0.0, downscale=1.0, noise=0.012, jpeg_quality=92, view_probs=(0.5, 0.3, 0.2),
+               wall=(168, 96, 78), floor=(150, 146, 140), texture="bricks", texture_colour=(206, 200, 190),
+               horizon=0.74, light=0.18),
+    CameraLook("blue shade", gains=(0.8, 0.92, 1.22), brightness=-0.03, contrast=0.9, gamma=1.05, saturation=0.85,
+               blur=0.5, downscale=0.8, noise=0.02, jpeg_quality=85, view_probs=(0.2, 0.6, 0.2),
+               wall=(120, 140, 160), floor=(90, 96, 104), texture="windows", texture_colour=(60, 84, 110),
+               horizon=0.8, light=-0.1),
+    CameraLook("warm indoor", gains=(1.25, 1.0, 0.72), brightness=0.0, contrast=0.95, gamma=0.9, saturation=1.0,
+               blur=0.3, downscale=0.9, noise=0.03, jpeg_quality=88, view_probs=(0.3, 0.2, 0.5),
+               wall=(222, 206, 170), floor=(176, 150, 112), texture="tiles", texture_colour=(150, 120, 84),
+               horizon=0.82, light=0.08),
+    CameraLook("dim night", gains=(0.95, 0.95, 1.1), brightness=-0.12, contrast=0.85, gamma=1.35, saturation=0.7,
+               blur=0.6, downscale=0.55, noise=0.05, jpeg_quality=75, view_probs=(0.4, 0.4, 0.2),
+               wall=(64, 66, 80), floor=(46, 46, 52), texture="columns", texture_colour=(92, 94, 110),
+               horizon=0.78, light=-0.2),
+    CameraLook("green fluorescent", gains=(0.88, 1.16, 0.86), brightness=0.02, contrast=1.2, gamma=1.0,
+               saturation=1.0, blur=0.8, downscale=0.75, noise=0.025, jpeg_quality=85, view_probs=(0.6, 0.1, 0.3),
+               wall=(66, 120, 58), floor=(120, 112, 100), texture="foliage", texture_colour=(40, 90, 40),
+               horizon=0.7, light=0.12),
+    CameraLook("washed out", gains=(1.0, 1.0, 1.02), brightness=0.14, contrast=0.7, gamma=0.8, saturation=0.6,
+               blur=0.4, downscale=0.9, noise=0.015, jpeg_quality=90, view_probs=(0.2, 0.3, 0.5),
+               wall=(214, 214, 210), floor=(196, 196, 190), texture="gradient", texture_colour=(240, 240, 236),
+               horizon=0.76, light=0.05),
+    CameraLook("magenta cctv", gains=(1.16, 0.84, 1.12), brightness=0.0, contrast=1.0, gamma=1.1, saturation=0.7,
+               blur=0.5, downscale=0.45, noise=0.04, jpeg_quality=60, view_probs=(0.35, 0.35, 0.3),
+               wall=(100, 100, 104), floor=(74, 74, 78), texture="asphalt", texture_colour=(228, 220, 120),
+               horizon=0.6, light=-0.12),
+    CameraLook("high contrast", gains=(1.1, 0.96, 0.9), brightness=-0.02, contrast=1.4, gamma=1.2, saturation=1.15,
+               blur=0.0, downscale=1.0, noise=0.02, jpeg_quality=90, view_probs=(0.45, 0.45, 0.1),
+               wall=(140, 60, 50), floor=(108, 98, 92), texture="bricks", texture_colour=(90, 40, 34),
+               horizon=0.84, light=0.25),
+    CameraLook("cold overcast", gains=(0.92, 1.0, 1.08), brightness=0.05, contrast=0.8, gamma=1.0, saturation=0.8,
+               blur=0.7, downscale=0.65, noise=0.03, jpeg_quality=80, view_probs=(0.3, 0.3, 0.4),
+               wall=(176, 184, 192), floor=(120, 126, 130), texture="windows", texture_colour=(110, 124, 140),
+               horizon=0.72, light=0.06),
 )
 
 
@@ -177,20 +200,25 @@ class SyntheticPreset:
     num_distractors: int = 40  # pid 0 crops of people seen nowhere else, gallery only
     height: int = 128
     width: int = 64
-    occlusion_prob: dict[str, float] = field(default_factory=lambda: {"train": 0.0, "query": 0.0, "gallery": 0.0})
+    # chance that a crop of each split is partly hidden by an occluder
+    train_occlusion: float = 0.0
+    query_occlusion: float = 0.0
+    gallery_occlusion: float = 0.0
     occlusion_area: tuple[float, float] = (0.2, 0.5)  # fraction of the crop an occluder covers
 
     def __post_init__(self) -> None:
         problems = []
         if self.num_train_ids < 1 or self.num_test_ids < 1:
-            problems.append(f"num_train_ids and num_test_ids must be >= 1, got {self.num_train_ids}, {self.num_test_ids}")
+            problems.append(f"num_train_ids and num_test_ids must be >= 1, got {self.num_train_ids}, "
+                            f"{self.num_test_ids}")
         if self.num_train_ids + self.num_test_ids > 9999:
             problems.append("num_train_ids + num_test_ids must fit 4-digit pids (<= 9999)")
         if not 2 <= self.num_cameras <= len(CAMERA_LOOKS):
             problems.append(f"num_cameras must be in 2..{len(CAMERA_LOOKS)}, got {self.num_cameras}")
         low, high = self.cameras_per_id
         if not 2 <= low <= high <= self.num_cameras:
-            problems.append(f"cameras_per_id must satisfy 2 <= low <= high <= num_cameras, got {self.cameras_per_id}")
+            problems.append(f"cameras_per_id must satisfy 2 <= low <= high <= num_cameras, got "
+                            f"{self.cameras_per_id}")
         low, high = self.crops_per_camera
         if not 2 <= low <= high:
             problems.append(f"crops_per_camera must satisfy 2 <= low <= high, got {self.crops_per_camera}")
@@ -200,12 +228,16 @@ class SyntheticPreset:
             problems.append(f"num_distractors must be >= 0, got {self.num_distractors}")
         if self.height < 32 or self.width < 16:
             problems.append(f"crops must be at least 32x16, got {self.height}x{self.width}")
-        if set(self.occlusion_prob) != set(SPLIT_FOLDERS) or not all(0 <= p <= 1 for p in self.occlusion_prob.values()):
-            problems.append(f"occlusion_prob must map train, query, gallery to [0, 1], got {self.occlusion_prob}")
+        for split in SPLIT_FOLDERS:
+            if not 0.0 <= self.occlusion_prob(split) <= 1.0:
+                problems.append(f"{split}_occlusion must be in [0, 1], got {self.occlusion_prob(split)}")
         if not 0.0 < self.occlusion_area[0] <= self.occlusion_area[1] < 1.0:
             problems.append(f"occlusion_area must satisfy 0 < low <= high < 1, got {self.occlusion_area}")
         if problems:
             raise ValueError(f"synthetic preset {self.name!r}: " + "; ".join(problems))
+
+    def occlusion_prob(self, split: str) -> float:
+        return getattr(self, f"{split}_occlusion")
 
 
 SYNTHETIC_PRESETS: dict[str, SyntheticPreset] = {
@@ -214,7 +246,7 @@ SYNTHETIC_PRESETS: dict[str, SyntheticPreset] = {
     # The same people and poses as "synthetic" (same seed), but every query and a tenth of the rest is
     # partly hidden, like Occluded-Duke.
     "synthetic_occluded": SyntheticPreset(
-        "synthetic_occluded", occlusion_prob={"train": 0.1, "query": 1.0, "gallery": 0.1}
+        "synthetic_occluded", train_occlusion=0.1, query_occlusion=1.0, gallery_occlusion=0.1
     ),
     # For GPU runs: 500 + 500 identities, 8 cameras, 256x128 crops.
     "synthetic_large": SyntheticPreset(
@@ -255,7 +287,7 @@ def random_identity(rng: np.random.Generator) -> Identity:
         lower_colour=lower,
         lower_style=_pick(rng, LOWER_STYLES),
         lower_pattern=_pick(rng, LOWER_PATTERNS),
-        lower_accent=_pick_other(rng, UPPER_COLOURS, "black" if lower == "black" else ""),
+        lower_accent=_pick_other(rng, UPPER_COLOURS, lower),
         skin=list(SKIN_TONES)[rng.integers(len(SKIN_TONES))],
         hair_colour=list(HAIR_COLOURS)[rng.integers(len(HAIR_COLOURS))],
         hair_style=_pick(rng, HAIR_STYLES),
@@ -365,11 +397,13 @@ def render_crop(
     strip = _background_strip(camera, canvas_h, canvas_w)
     left = int(rng.integers(0, strip.width - canvas_w + 1))
     canvas = strip.crop((left, 0, left + canvas_w, canvas_h))
+    if rng.random() < BYSTANDER_PROB:
+        _draw_bystander(canvas, camera, rng)
     body = _BodyFrame.place(identity, pose, canvas_h, canvas_w)
     _draw_shadow(canvas, body)
-    _draw_person(canvas, identity, pose, body)
+    _paste_person(canvas, identity, pose, body, camera.light)
     if occlusion is not None:
-        _draw_occluder(canvas, occlusion)
+        _draw_occluder(canvas, occlusion, camera.light)
     crop = canvas.resize((width, height), Image.Resampling.BOX)
     return _apply_camera(crop, camera, rng)
 
@@ -381,7 +415,7 @@ def _apply_camera(crop: Image.Image, look: CameraLook, rng: np.random.Generator)
         small = (max(8, round(width * look.downscale)), max(16, round(height * look.downscale)))
         crop = crop.resize(small, Image.Resampling.BILINEAR).resize((width, height), Image.Resampling.BILINEAR)
     if look.blur > 0:
-        crop = crop.filter(ImageFilter.GaussianBlur(look.blur))
+        crop = crop.filter(ImageFilter.GaussianBlur(look.blur * width / 64))
     pixels = np.asarray(crop, dtype=np.float32) / 255.0  # (H, W, 3)
     grey = pixels.mean(axis=2, keepdims=True)
     pixels = grey + (pixels - grey) * look.saturation
@@ -432,7 +466,7 @@ def _background_strip(look: CameraLook, height: int, width: int) -> Image.Image:
         while x < strip_w:
             w = rng.uniform(8, 16) * unit
             draw.rectangle((x, 0, x + w, horizon), fill=tex)
-            draw.rectangle((x + w * 0.75, 0, x + w, horizon), fill=_jitter(tex, rng, 0, scale=0.75))
+            draw.rectangle((x + w * 0.75, 0, x + w, horizon), fill=_shade(tex, 0.75))
             x += w + rng.uniform(20, 40) * unit
     elif look.texture == "gradient":
         column = np.linspace(0, 1, horizon)[:, None, None]
@@ -447,17 +481,19 @@ def _background_strip(look: CameraLook, height: int, width: int) -> Image.Image:
         draw.rectangle((0, horizon - 8 * unit, strip_w, horizon), fill=tex)  # skirting board
     elif look.texture == "asphalt":
         for x in np.arange(rng.uniform(0, 20) * unit, strip_w, 48 * unit):
-            draw.polygon([(x, horizon), (x + 2 * unit, horizon), (x + 12 * unit, height), (x + 8 * unit, height)], fill=tex)
-    draw.line((0, horizon, strip_w, horizon), fill=_jitter(look.floor, rng, 0, scale=0.7), width=max(1, int(unit)))
+            stripe = [(x, horizon), (x + 2 * unit, horizon), (x + 12 * unit, height), (x + 8 * unit, height)]
+            draw.polygon(stripe, fill=tex)  # a parking-bay line, in perspective
+    draw.line((0, horizon, strip_w, horizon), fill=_shade(look.floor, 0.7), width=max(1, int(unit)))
     # fixed grain, so the wall is not flat paint; the sensor noise comes later, per shot
     grain = rng.normal(0, 6, size=(height, strip_w, 1))
     pixels = np.clip(np.asarray(strip, dtype=np.float32) + grain, 0, 255).astype(np.uint8)
     return Image.fromarray(pixels)
 
 
-def _jitter(colour: RGB, rng: np.random.Generator, amount: float, scale: float = 1.0) -> RGB:
-    shift = rng.uniform(-amount, amount) if amount else 0.0
-    return tuple(int(np.clip(c * scale + shift, 0, 255)) for c in colour)  # type: ignore[return-value]
+def _jitter(colour: RGB, rng: np.random.Generator, amount: float) -> RGB:
+    """`colour` shifted by the same random amount in [-amount, amount] on every channel."""
+    shift = rng.uniform(-amount, amount)
+    return tuple(int(np.clip(c + shift, 0, 255)) for c in colour)  # type: ignore[return-value]
 
 
 # --- the person ------------------------------------------------------------------------------------------
@@ -504,7 +540,8 @@ def _shade(colour: RGB, factor: float) -> RGB:
     return tuple(int(min(255, c * factor)) for c in colour)  # type: ignore[return-value]
 
 
-def _limb(draw: ImageDraw.ImageDraw, start: tuple[float, float], end: tuple[float, float], width: float, fill) -> None:
+def _limb(draw: ImageDraw.ImageDraw, start: tuple[float, float], end: tuple[float, float], width: float,
+          fill: RGB | int) -> None:
     """A thick segment with round ends."""
     (x0, y0), (x1, y1) = start, end
     length = math.hypot(x1 - x0, y1 - y0) or 1.0
@@ -519,19 +556,18 @@ def _lerp(a: tuple[float, float], b: tuple[float, float], t: float) -> tuple[flo
     return (a[0] + (b[0] - a[0]) * t, a[1] + (b[1] - a[1]) * t)
 
 
-@functools.lru_cache(maxsize=8)
-def _grid(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
-    return np.mgrid[0:height, 0:width].astype(np.float32)  # type: ignore[return-value]
-
-
-def _fabric(size: tuple[int, int], base: RGB, accent: RGB, pattern: str, origin: tuple[float, float],
-             period: float, vertical: bool) -> Image.Image:
-    """A canvas-sized image of one garment's fabric; the pattern is anchored at `origin` so it moves
-    with the body. `vertical` turns stripes into pinstripes (trousers, skirts)."""
-    width, height = size
-    if pattern in ("plain", "logo"):
-        return Image.new("RGB", size, base)
-    yy, xx = _grid(height, width)
+def _paint_garment(canvas: Image.Image, mask: Image.Image, base: RGB, accent: RGB, pattern: str,
+                   origin: tuple[float, float], period: float, vertical: bool) -> None:
+    """Fill the garment `mask` with its fabric; the pattern is anchored at `origin` so it moves with the
+    body. `vertical` turns stripes into pinstripes (trousers, skirts). Only the mask's box is computed."""
+    box = mask.getbbox()
+    if box is None:
+        return
+    if pattern in ("plain", "logo"):  # the logo is drawn on top afterwards
+        canvas.paste(base + (255,) if canvas.mode == "RGBA" else base, mask=mask)
+        return
+    x0, y0, x1, y1 = box
+    yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
     rows = np.floor((yy - origin[1]) / period)
     cols = np.floor((xx - origin[0]) / period)
     if pattern == "stripes":
@@ -541,7 +577,7 @@ def _fabric(size: tuple[int, int], base: RGB, accent: RGB, pattern: str, origin:
     else:
         raise ValueError(f"unknown garment pattern {pattern!r}")
     pixels = np.where(on[..., None], np.array(accent, np.uint8), np.array(base, np.uint8))
-    return Image.fromarray(pixels.astype(np.uint8))
+    canvas.paste(Image.fromarray(pixels.astype(np.uint8)).convert(canvas.mode), box, mask=mask.crop(box))
 
 
 def _draw_shadow(canvas: Image.Image, body: _BodyFrame) -> None:
@@ -551,149 +587,186 @@ def _draw_shadow(canvas: Image.Image, body: _BodyFrame) -> None:
     canvas.paste((0, 0, 0), mask=mask)
 
 
-def _draw_person(canvas: Image.Image, person: Identity, pose: Pose, body: _BodyFrame) -> None:
-    """Draw `person` onto `canvas` (RGB, or RGBA for an occluding passer-by) in back-to-front order."""
-    draw = ImageDraw.Draw(canvas)
-    skin = SKIN_TONES[person.skin]
-    hair = HAIR_COLOURS[person.hair_colour]
-    upper_mask = Image.new("L", canvas.size, 0)
-    lower_mask = Image.new("L", canvas.size, 0)
+def _person_layer(size: tuple[int, int], person: Identity, pose: Pose, body: _BodyFrame,
+                  light: float) -> Image.Image:
+    """The person alone on a transparent RGBA layer, lit from one side (a brightness ramp across the body)."""
+    layer = Image.new("RGBA", size, (0, 0, 0, 0))
+    _draw_person(layer, person, pose, body)
+    box = layer.getbbox()
+    if light and box is not None:
+        pixels = np.asarray(layer.crop(box), dtype=np.float32)
+        xx = np.arange(box[0], box[2], dtype=np.float32)
+        ramp = 1.0 + light * np.clip((xx - body.cx) / (0.14 * body.unit), -1.0, 1.0)  # (box width,)
+        pixels[..., :3] *= ramp[None, :, None]
+        layer.paste(Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGBA"), box)
+    return layer
+
+
+def _paste_person(canvas: Image.Image, person: Identity, pose: Pose, body: _BodyFrame, light: float) -> None:
+    layer = _person_layer(canvas.size, person, pose, body, light)
+    canvas.paste(layer, mask=layer)
+
+
+def _draw_bystander(canvas: Image.Image, camera: CameraLook, rng: np.random.Generator) -> None:
+    """Someone further away, feet a little below the floor line, somewhere left or right."""
+    w, h = canvas.size
+    person = random_identity(rng)
+    pose = random_pose(rng, camera.view_probs)
+    fill = float(rng.uniform(0.35, 0.55))
+    feet = h * (camera.horizon + float(rng.uniform(0.02, 0.1)))
+    height = h * fill * person.stature
+    pose = dataclasses.replace(pose, fill=fill, y_shift=min(1.0, max(0.0, (feet - height) / (h - height))),
+                               x_shift=float(rng.choice([-1, 1]) * rng.uniform(0.25, 0.5)))
+    body = _BodyFrame.place(person, pose, h, w)
+    _draw_shadow(canvas, body)
+    _paste_person(canvas, person, pose, body, camera.light)
+
+
+def _limb_positions(person: Identity, pose: Pose, body: _BodyFrame) -> tuple[list, list]:
+    """(legs, arms): legs as (hip, knee, foot) and arms as (shoulder, hand) canvas points, far side first.
+
+    Side view: legs and arms swing in the picture plane and the trailing knee bends. Front and back:
+    the swing shows as a foot lifted toward the camera and a foreshortened arm.
+    """
     u, cx, d = body.unit, body.cx, pose.facing
     swing = math.sin(pose.phase)
-
-    # Limb end points. Side view: legs and arms swing in the picture plane, the far ones drawn darker
-    # and first. Front/back: the swing shows as a foot lifted toward the camera and a shorter arm.
-    leg_w = body.limb * 1.35
     arm_len = 0.37 * u
-    if pose.view == "side":
-        legs, arms = [], []
-        for sign in (-1, 1):  # far limb first
+    legs, arms = [], []
+    for sign in (-1, 1):
+        if pose.view == "side":
             angle = 0.3 * swing * sign
             hip = (cx, body.hip_y)
-            reach = (body.ground - 0.02 * u - body.hip_y) / max(math.cos(angle), 0.5)
-            knee = (cx + d * math.sin(angle) * reach * 0.5, body.hip_y + math.cos(angle) * reach * 0.5)
-            bend = 0.45 * max(0.0, -angle)  # the trailing leg bends at the knee
-            foot = (knee[0] + d * math.sin(angle - bend) * reach * 0.5, knee[1] + math.cos(angle - bend) * reach * 0.5)
-            legs.append((hip, knee, foot))
+            half = 0.5 * (body.ground - 0.02 * u - body.hip_y) / max(math.cos(angle), 0.5)  # thigh = shin
+            knee = (cx + d * math.sin(angle) * half, body.hip_y + math.cos(angle) * half)
+            shin = angle - 0.45 * max(0.0, -angle)  # the trailing leg bends at the knee
+            legs.append((hip, knee, (knee[0] + d * math.sin(shin) * half, knee[1] + math.cos(shin) * half)))
             shoulder = (cx, body.shoulder_y + 0.025 * u)
             arm_angle = -0.4 * swing * sign
-            arms.append((shoulder, (cx + d * math.sin(arm_angle) * arm_len, shoulder[1] + math.cos(arm_angle) * arm_len)))
-    else:
-        legs, arms = [], []
-        for side in (-1, 1):
-            lift = 0.035 * u * max(0.0, swing * side)
-            hip = (cx + side * 0.045 * u * person.build, body.hip_y)
-            foot = (cx + side * 0.05 * u * person.build, body.ground - 0.02 * u - lift)
-            legs.append((hip, _lerp(hip, foot, 0.5), foot))
-            shoulder = (cx + side * (body.shoulder_half - 0.022 * u), body.shoulder_y + 0.025 * u)
-            length = arm_len * (1 - 0.1 * abs(swing))
-            arms.append((shoulder, (shoulder[0] + side * 0.035 * u, shoulder[1] + length)))
-
-    def draw_leg(index: int, colour_scale: float) -> None:
-        hip, knee, foot = legs[index]
-        lower = LOWER_COLOURS[person.lower_colour]
-        bare = person.lower_style != "trousers"
-        fill = _shade(skin if bare else lower, colour_scale)
-        _limb(draw, hip, knee, leg_w, fill)
-        _limb(draw, knee, foot, leg_w * 0.85, fill)
-        covered_to = {"trousers": 1.0, "shorts": 0.45, "skirt": 0.0}[person.lower_style]
-        if colour_scale < 1:  # the far leg is plain and darker; only the near one gets the fabric
-            if covered_to > 0:
-                _limb(draw, hip, _lerp(hip, foot, covered_to * 0.98), leg_w, _shade(lower, colour_scale))
-        elif covered_to > 0:
-            _limb(ImageDraw.Draw(lower_mask), hip, _lerp(hip, foot, covered_to * 0.98), leg_w, 255)
-        shoe = _shade(SHOE_COLOURS[person.shoes], colour_scale)
-        toe = d * 0.035 * u if pose.view == "side" else 0.0
-        draw.ellipse((foot[0] - 0.03 * u + min(toe, 0), foot[1] - 0.018 * u,
-                      foot[0] + 0.03 * u + max(toe, 0), foot[1] + 0.02 * u), fill=shoe)
-
-    def draw_arm(index: int, colour_scale: float) -> None:
-        shoulder, hand = arms[index]
-        sleeve_to = 0.92 if person.long_sleeves else 0.38
-        _limb(draw, shoulder, hand, body.limb, _shade(skin, colour_scale))
-        if colour_scale < 1:
-            _limb(draw, shoulder, _lerp(shoulder, hand, sleeve_to), body.limb * 1.08,
-                  _shade(UPPER_COLOURS[person.upper_colour], colour_scale))
+            hand = (cx + d * math.sin(arm_angle) * arm_len, shoulder[1] + math.cos(arm_angle) * arm_len)
         else:
-            _limb(ImageDraw.Draw(upper_mask), shoulder, _lerp(shoulder, hand, sleeve_to), body.limb * 1.08, 255)
-        r = body.limb * 0.62
-        draw.ellipse((hand[0] - r, hand[1] - r, hand[0] + r, hand[1] + r), fill=_shade(skin, colour_scale))
+            lift = 0.035 * u * max(0.0, swing * sign)
+            hip = (cx + sign * 0.045 * u * person.build, body.hip_y)
+            foot = (cx + sign * 0.05 * u * person.build, body.ground - 0.02 * u - lift)
+            legs.append((hip, _lerp(hip, foot, 0.5), foot))
+            shoulder = (cx + sign * (body.shoulder_half - 0.022 * u), body.shoulder_y + 0.025 * u)
+            hand = (shoulder[0] + sign * 0.035 * u, shoulder[1] + arm_len * (1 - 0.1 * abs(swing)))
+        arms.append((shoulder, hand))
+    return legs, arms
 
-    head = (cx - body.head_w / 2, body.top, cx + body.head_w / 2, body.top + body.head_h)
+
+def _draw_person(layer: Image.Image, person: Identity, pose: Pose, body: _BodyFrame) -> None:
+    """Draw `person` onto a transparent RGBA `layer`, back to front.
+
+    Garments are first drawn as masks and then filled with their fabric, so stripes and checks run
+    across torso and sleeves (or both trouser legs) as one piece of cloth. Limbs on the far side of
+    a side view are drawn first, plain and darker.
+    """
+    draw = ImageDraw.Draw(layer)
+    skin, hair = SKIN_TONES[person.skin], HAIR_COLOURS[person.hair_colour]
+    upper, lower = UPPER_COLOURS[person.upper_colour], LOWER_COLOURS[person.lower_colour]
+    upper_mask, lower_mask = Image.new("L", layer.size, 0), Image.new("L", layer.size, 0)
+    u, cx = body.unit, body.cx
+    legs, arms = _limb_positions(person, pose, body)
+    covered_to = {"trousers": 1.0, "shorts": 0.45, "skirt": 0.0}[person.lower_style]
+    sleeve_to = 0.92 if person.long_sleeves else 0.38
+
+    def draw_leg(hip, knee, foot, shade: float) -> None:
+        bare = _shade(skin if covered_to < 1 else lower, shade)
+        _limb(draw, hip, knee, body.limb * 1.35, bare)
+        _limb(draw, knee, foot, body.limb * 1.15, bare)
+        if covered_to > 0:
+            cloth_end = _lerp(hip, foot, covered_to * 0.98)
+            if shade < 1:
+                _limb(draw, hip, cloth_end, body.limb * 1.35, _shade(lower, shade))
+            else:
+                _limb(ImageDraw.Draw(lower_mask), hip, cloth_end, body.limb * 1.35, 255)
+        toe = pose.facing * 0.035 * u if pose.view == "side" else 0.0
+        shoe = (foot[0] - 0.03 * u + min(toe, 0), foot[1] - 0.018 * u,
+                foot[0] + 0.03 * u + max(toe, 0), foot[1] + 0.02 * u)
+        draw.ellipse(shoe, fill=_shade(SHOE_COLOURS[person.shoes], shade))
+
+    def draw_arm(shoulder, hand, shade: float) -> None:
+        _limb(draw, shoulder, hand, body.limb, _shade(skin, shade))
+        sleeve_end = _lerp(shoulder, hand, sleeve_to)
+        if shade < 1:
+            _limb(draw, shoulder, sleeve_end, body.limb * 1.08, _shade(upper, shade))
+        else:
+            _limb(ImageDraw.Draw(upper_mask), shoulder, sleeve_end, body.limb * 1.08, 255)
+        r = body.limb * 0.62
+        draw.ellipse((hand[0] - r, hand[1] - r, hand[0] + r, hand[1] + r), fill=_shade(skin, shade))
+
     if person.hair_style == "long" and pose.view == "front":
-        _draw_long_hair(draw, body, hair, pose)
+        _draw_long_hair(draw, body, hair, pose)  # behind the shoulders
     if pose.view == "side":
-        draw_arm(0, 0.72)
-        draw_leg(0, 0.72)
+        draw_arm(*arms[0], shade=0.72)
+        draw_leg(*legs[0], shade=0.72)
         if person.backpack:
             _draw_backpack(draw, body, person, pose)
-        draw_leg(1, 1.0)
+        draw_leg(*legs[1], shade=1.0)
     else:
-        draw_leg(0, 1.0)
-        draw_leg(1, 1.0)
+        for leg in legs:
+            draw_leg(*leg, shade=1.0)
 
-    # pelvis and skirt: the lower garment joins the legs
-    lower_draw = ImageDraw.Draw(lower_mask)
+    # pelvis (or skirt), so the lower garment joins the legs
     waist = body.hip_y - 0.03 * u
     if person.lower_style == "skirt":
         hem = body.hip_y + 0.45 * (body.ground - body.hip_y)
-        flare = body.hip_half * 1.45
-        lower_draw.polygon([(cx - body.hip_half, waist), (cx + body.hip_half, waist), (cx + flare, hem), (cx - flare, hem)], fill=255)
+        hips, flare = body.hip_half, body.hip_half * 1.45
+        skirt = [(cx - hips, waist), (cx + hips, waist), (cx + flare, hem), (cx - flare, hem)]
+        ImageDraw.Draw(lower_mask).polygon(skirt, fill=255)
     else:
-        lower_draw.rectangle((cx - body.hip_half, waist, cx + body.hip_half, body.hip_y + 0.05 * u), fill=255)
+        pelvis = (cx - body.hip_half, waist, cx + body.hip_half, body.hip_y + 0.05 * u)
+        ImageDraw.Draw(lower_mask).rectangle(pelvis, fill=255)
 
-    # torso
-    s, h, y0, y1 = body.shoulder_half, body.hip_half, body.shoulder_y, body.hip_y + 0.01 * u
-    lean = d * 0.012 * u if pose.view == "side" else 0.0
-    torso = [(cx - s * 0.78 + lean, y0 - 0.012 * u), (cx + s * 0.78 + lean, y0 - 0.012 * u), (cx + s + lean, y0 + 0.035 * u),
-             (cx + h * 1.04, y1), (cx - h * 1.04, y1), (cx - s + lean, y0 + 0.035 * u)]
-    ImageDraw.Draw(upper_mask).polygon(torso, fill=255)
-    if pose.view == "side":
-        draw_arm(1, 1.0)
-    else:
-        draw_arm(0, 1.0)
-        draw_arm(1, 1.0)
+    # torso: rounded shoulders narrowing to the hips, leaning forward a little when walking sideways
+    s, h, top, bottom = body.shoulder_half, body.hip_half, body.shoulder_y, body.hip_y + 0.01 * u
+    lean = pose.facing * 0.012 * u if pose.view == "side" else 0.0
+    ImageDraw.Draw(upper_mask).polygon([
+        (cx - s * 0.78 + lean, top - 0.012 * u), (cx + s * 0.78 + lean, top - 0.012 * u),
+        (cx + s + lean, top + 0.035 * u), (cx + h * 1.04, bottom), (cx - h * 1.04, bottom),
+        (cx - s + lean, top + 0.035 * u),
+    ], fill=255)
+    for arm in arms[1:] if pose.view == "side" else arms:
+        draw_arm(*arm, shade=1.0)
 
     period = 0.04 * u
-    canvas.paste(_fabric(canvas.size, LOWER_COLOURS[person.lower_colour], UPPER_COLOURS[person.lower_accent],
-                         person.lower_pattern, (cx, waist), period * 0.8, vertical=True), mask=lower_mask)
-    canvas.paste(_fabric(canvas.size, UPPER_COLOURS[person.upper_colour], UPPER_COLOURS[person.upper_accent],
-                         person.upper_pattern, (cx, y0), period, vertical=False), mask=upper_mask)
+    _paint_garment(layer, lower_mask, lower, UPPER_COLOURS[person.lower_accent], person.lower_pattern,
+                   (cx, waist), period * 0.8, vertical=True)
+    _paint_garment(layer, upper_mask, upper, UPPER_COLOURS[person.upper_accent], person.upper_pattern,
+                   (cx, top), period, vertical=False)
     if person.upper_pattern == "logo" and pose.view == "front":
-        r, ly = 0.032 * u, y0 + 0.3 * (body.hip_y - y0)
-        draw.rectangle((cx - r, ly - r, cx + r, ly + r), fill=UPPER_COLOURS[person.upper_accent])
+        r, y = 0.032 * u, top + 0.3 * (body.hip_y - top)
+        draw.rectangle((cx - r, y - r, cx + r, y + r), fill=UPPER_COLOURS[person.upper_accent])
 
-    if person.backpack and pose.view == "back":
+    if person.backpack and pose.view != "side":
         _draw_backpack(draw, body, person, pose)
-    elif person.backpack and pose.view == "front":  # only the straps show
-        strap = _shade(BAG_COLOURS[person.backpack], 0.8)
-        for side in (-1, 1):
-            x = cx + side * body.shoulder_half * 0.55
-            draw.line((x, y0, x + side * 0.01 * u, y0 + 0.55 * (body.hip_y - y0)), fill=strap, width=max(1, int(0.014 * u)))
     if person.shoulder_bag:
         _draw_shoulder_bag(draw, body, person, pose)
 
-    # neck, head, hair, hat
-    draw.rectangle((cx - 0.02 * u, body.top + body.head_h * 0.8, cx + 0.02 * u, body.shoulder_y + 0.01 * u), fill=_shade(skin, 0.92))
-    _draw_head(draw, head, body, person, pose, skin, hair)
-    if person.hair_style == "long" and pose.view in ("back", "side"):
+    neck = (cx - 0.02 * u, body.top + body.head_h * 0.8, cx + 0.02 * u, body.shoulder_y + 0.01 * u)
+    draw.rectangle(neck, fill=_shade(skin, 0.92))
+    head = (cx - body.head_w / 2, body.top, cx + body.head_w / 2, body.top + body.head_h)
+    _draw_head(draw, head, person, pose, skin, hair)
+    if person.hair_style == "long" and pose.view != "front":
         _draw_long_hair(draw, body, hair, pose)
     if person.hat:
-        _draw_cap(draw, head, body, UPPER_COLOURS[person.hat], pose)
+        _draw_cap(draw, head, UPPER_COLOURS[person.hat], pose)
 
 
-def _draw_head(draw, head, body: _BodyFrame, person: Identity, pose: Pose, skin: RGB, hair: RGB) -> None:
+def _draw_head(draw: ImageDraw.ImageDraw, head: tuple, person: Identity, pose: Pose, skin: RGB, hair: RGB) -> None:
+    """Head ellipse `head` = (x0, y0, x1, y1): hair, then the face showing through it (none from behind)."""
     x0, y0, x1, y1 = head
-    w, hh, d = x1 - x0, y1 - y0, pose.facing
+    w, hh, d, mid = x1 - x0, y1 - y0, pose.facing, (x0 + x1) / 2
+    back_shift = d * w if pose.view == "side" else 0.0  # side view: hair gathers at the back
     style = person.hair_style
     if style == "bun":
         r = 0.33 * w
-        draw.ellipse(((x0 + x1) / 2 - r - (d * 0.2 * w if pose.view == "side" else 0), y0 - 0.5 * r,
-                      (x0 + x1) / 2 + r - (d * 0.2 * w if pose.view == "side" else 0), y0 + 1.5 * r), fill=hair)
+        bun = mid - 0.2 * back_shift
+        draw.ellipse((bun - r, y0 - 0.5 * r, bun + r, y0 + 1.5 * r), fill=hair)
     if style == "ponytail" and pose.view != "front":
-        tail_x = (x0 + x1) / 2 - (d * 0.55 * w if pose.view == "side" else 0)
-        draw.ellipse((tail_x - 0.16 * w, y0 + 0.45 * hh, tail_x + 0.16 * w, y1 + 0.35 * hh), fill=hair)
-    if style == "buzz":  # skin head with a thin cap of hair
+        tail = mid - 0.55 * back_shift
+        draw.ellipse((tail - 0.16 * w, y0 + 0.45 * hh, tail + 0.16 * w, y1 + 0.35 * hh), fill=hair)
+    if style == "buzz":  # a skin head under a thin cap of hair
         draw.ellipse(head, fill=skin)
         draw.chord((x0, y0, x1, y0 + hh * (1.0 if pose.view == "back" else 0.5)), 180, 360, fill=hair)
         return
@@ -701,64 +774,68 @@ def _draw_head(draw, head, body: _BodyFrame, person: Identity, pose: Pose, skin:
     if pose.view == "front":
         draw.ellipse((x0 + 0.1 * w, y0 + 0.3 * hh, x1 - 0.1 * w, y1), fill=skin)
     elif pose.view == "side":
-        shift = d * 0.2 * w
+        shift = 0.2 * back_shift
         draw.ellipse((x0 + 0.2 * w + shift, y0 + 0.3 * hh, x1 - 0.05 * w + shift, y1), fill=skin)
-        nose_x = (x0 + x1) / 2 + d * 0.42 * w
-        draw.ellipse((nose_x - 0.12 * w, y0 + 0.45 * hh, nose_x + 0.12 * w, y0 + 0.68 * hh), fill=skin)
+        nose = mid + 0.42 * back_shift
+        draw.ellipse((nose - 0.12 * w, y0 + 0.45 * hh, nose + 0.12 * w, y0 + 0.68 * hh), fill=skin)
 
 
-def _draw_long_hair(draw, body: _BodyFrame, hair: RGB, pose: Pose) -> None:
-    u, cx = body.unit, body.cx
+def _draw_long_hair(draw: ImageDraw.ImageDraw, body: _BodyFrame, hair: RGB, pose: Pose) -> None:
     half = body.head_w * 0.58
-    shift = -pose.facing * 0.25 * body.head_w if pose.view == "side" else 0.0
-    draw.rounded_rectangle((cx - half + shift, body.top + 0.4 * body.head_h, cx + half + shift, body.shoulder_y + 0.08 * u),
-                           radius=0.02 * u, fill=hair)
+    x = body.cx - (pose.facing * 0.25 * body.head_w if pose.view == "side" else 0.0)
+    box = (x - half, body.top + 0.4 * body.head_h, x + half, body.shoulder_y + 0.08 * body.unit)
+    draw.rounded_rectangle(box, radius=0.02 * body.unit, fill=hair)
 
 
-def _draw_cap(draw, head, body: _BodyFrame, colour: RGB, pose: Pose) -> None:
+def _draw_cap(draw: ImageDraw.ImageDraw, head: tuple, colour: RGB, pose: Pose) -> None:
     x0, y0, x1, y1 = head
     w, hh = x1 - x0, y1 - y0
     draw.chord((x0 - 0.06 * w, y0 - 0.08 * hh, x1 + 0.06 * w, y0 + 0.9 * hh), 180, 360, fill=colour)
-    brim_y = y0 + 0.36 * hh
+    brim_y, brim = y0 + 0.36 * hh, _shade(colour, 0.85)
     if pose.view == "side":
-        near, far = ((x1, x1 + 0.45 * w) if pose.facing > 0 else (x0 - 0.45 * w, x0))
-        draw.ellipse((near, brim_y - 0.06 * hh, far, brim_y + 0.08 * hh), fill=_shade(colour, 0.85))
+        near, far = (x1, x1 + 0.45 * w) if pose.facing > 0 else (x0 - 0.45 * w, x0)
+        draw.ellipse((near, brim_y - 0.06 * hh, far, brim_y + 0.08 * hh), fill=brim)
     elif pose.view == "front":
-        draw.ellipse((x0 - 0.05 * w, brim_y - 0.06 * hh, x1 + 0.05 * w, brim_y + 0.1 * hh), fill=_shade(colour, 0.85))
+        draw.ellipse((x0 - 0.05 * w, brim_y - 0.06 * hh, x1 + 0.05 * w, brim_y + 0.1 * hh), fill=brim)
 
 
-def _draw_backpack(draw, body: _BodyFrame, person: Identity, pose: Pose) -> None:
+def _draw_backpack(draw: ImageDraw.ImageDraw, body: _BodyFrame, person: Identity, pose: Pose) -> None:
+    """Seen from behind: the whole bag; from the side: its depth behind the back; from the front: straps."""
     colour = BAG_COLOURS[person.backpack]
     u, cx = body.unit, body.cx
-    top = body.shoulder_y + 0.01 * u
-    bottom = body.shoulder_y + 0.62 * (body.hip_y - body.shoulder_y)
-    if pose.view == "side":
+    top, bottom = body.shoulder_y + 0.01 * u, body.shoulder_y + 0.62 * (body.hip_y - body.shoulder_y)
+    if pose.view == "front":
+        for side in (-1, 1):
+            x = cx + side * body.shoulder_half * 0.55
+            draw.line((x, body.shoulder_y, x + side * 0.01 * u, bottom - 0.05 * u), fill=_shade(colour, 0.8),
+                      width=max(1, int(0.014 * u)))
+    elif pose.view == "side":
         back = cx - pose.facing * body.shoulder_half
         x0, x1 = sorted((back, back - pose.facing * 0.07 * u))
         draw.rounded_rectangle((x0, top, x1, bottom), radius=0.02 * u, fill=colour)
-        return
-    half = body.shoulder_half * 0.78
-    draw.rounded_rectangle((cx - half, top, cx + half, bottom), radius=0.03 * u, fill=colour)
-    draw.rounded_rectangle((cx - half * 0.7, (top + bottom) / 2, cx + half * 0.7, bottom - 0.01 * u),
-                           radius=0.015 * u, fill=_shade(colour, 0.78))
+    else:
+        half = body.shoulder_half * 0.78
+        draw.rounded_rectangle((cx - half, top, cx + half, bottom), radius=0.03 * u, fill=colour)
+        draw.rounded_rectangle((cx - half * 0.7, (top + bottom) / 2, cx + half * 0.7, bottom - 0.01 * u),
+                               radius=0.015 * u, fill=_shade(colour, 0.78))  # front pocket
 
 
-def _draw_shoulder_bag(draw, body: _BodyFrame, person: Identity, pose: Pose) -> None:
+def _draw_shoulder_bag(draw: ImageDraw.ImageDraw, body: _BodyFrame, person: Identity, pose: Pose) -> None:
+    """A bag at the hip on a strap: across the chest (hanging on the person's left) or down the side."""
     colour = BAG_COLOURS[person.shoulder_bag]
     u, cx = body.unit, body.cx
     if pose.view == "side":
-        bag_x = cx + pose.facing * 0.01 * u
-        draw.line((cx, body.shoulder_y, bag_x, body.hip_y - 0.03 * u), fill=_shade(colour, 0.8), width=max(1, int(0.012 * u)))
+        bag_x, strap_from = cx + pose.facing * 0.01 * u, (cx, body.shoulder_y)
     else:
-        side = 1 if pose.view == "front" else -1  # the bag hangs on the person's left
+        side = 1 if pose.view == "front" else -1
         bag_x = cx + side * (body.hip_half + 0.03 * u)
         strap_from = (cx - side * body.shoulder_half * 0.7, body.shoulder_y)
-        draw.line((*strap_from, bag_x, body.hip_y - 0.03 * u), fill=_shade(colour, 0.8), width=max(1, int(0.012 * u)))
+    draw.line((*strap_from, bag_x, body.hip_y - 0.03 * u), fill=_shade(colour, 0.8), width=max(1, int(0.012 * u)))
     draw.rounded_rectangle((bag_x - 0.045 * u, body.hip_y - 0.04 * u, bag_x + 0.045 * u, body.hip_y + 0.055 * u),
                            radius=0.01 * u, fill=colour)
 
 
-def _draw_occluder(canvas: Image.Image, occ: Occlusion) -> None:
+def _draw_occluder(canvas: Image.Image, occ: Occlusion, light: float = 0.0) -> None:
     """Cover about `occ.area` of the canvas: a car or a bush from the bottom, a pillar from the side,
     or a passer-by in front."""
     w, h = canvas.size
@@ -766,7 +843,8 @@ def _draw_occluder(canvas: Image.Image, occ: Occlusion) -> None:
     if occ.kind == "car":  # bonnet/side of a car across the bottom
         top = h * (1 - occ.area)
         draw.rounded_rectangle((-0.2 * w, top, 1.2 * w, h + 0.1 * h), radius=0.12 * w, fill=occ.colour)
-        draw.rectangle((-0.2 * w, top + 0.35 * (h - top), 1.2 * w, top + 0.42 * (h - top)), fill=_shade(occ.colour, 0.7))
+        trim = (-0.2 * w, top + 0.35 * (h - top), 1.2 * w, top + 0.42 * (h - top))
+        draw.rectangle(trim, fill=_shade(occ.colour, 0.7))
         if h - top > 0.3 * h:  # tall enough to show a window
             draw.rectangle((0.1 * w, top + 0.08 * (h - top), 0.9 * w, top + 0.3 * (h - top)), fill=(58, 70, 84))
         wheel = 0.22 * w
@@ -778,34 +856,33 @@ def _draw_occluder(canvas: Image.Image, occ: Occlusion) -> None:
         grey = (150 + int(60 * occ.position), 150 + int(60 * occ.position), 146 + int(60 * occ.position))
         draw.rectangle((x0, 0, x0 + band, h), fill=grey)
         draw.rectangle((x0 + band * 0.7, 0, x0 + band, h), fill=_shade(grey, 0.8))
-    elif occ.kind == "bush":  # a round hedge in a bottom corner: a half-ellipse of area `area`
-        rx = w * (0.75 + 0.3 * occ.position)
+    elif occ.kind == "bush":  # a round hedge standing on the bottom edge: a half-ellipse of area `area`
+        rx = w * (0.42 + 0.08 * occ.position)
         ry = min(2 * occ.area * w * h / (math.pi * rx), h)
-        x = 0.0 if occ.position < 0.5 else w
+        x = rx + (w - 2 * rx) * occ.position
         green = (46, 104 + int(50 * occ.position), 48)
         draw.ellipse((x - rx, h - ry, x + rx, h + ry), fill=green)
-        for i in range(6):  # leafy rim
-            a = math.pi * (i + 0.5) / 6
-            bx, by = x + rx * 0.85 * math.cos(a) * (1 if x == 0 else -1), h - ry * 0.85 * math.sin(a)
-            draw.ellipse((bx - 0.1 * w, by - 0.1 * w, bx + 0.1 * w, by + 0.1 * w), fill=_shade(green, 1.2))
+        for i in range(7):  # leafy rim
+            a = math.pi * (i + 0.5) / 7
+            bx, by, r = x + rx * 0.85 * math.cos(a), h - ry * 0.88 * math.sin(a), 0.1 * w
+            draw.ellipse((bx - r, by - r, bx + r, by + r), fill=_shade(green, 1.2 if i % 2 else 0.85))
     elif occ.kind == "person":
-        _draw_passer_by(canvas, occ)
+        _draw_passer_by(canvas, occ, light)
     else:
         raise ValueError(f"unknown occluder kind {occ.kind!r}")
 
 
-def _draw_passer_by(canvas: Image.Image, occ: Occlusion) -> None:
+def _draw_passer_by(canvas: Image.Image, occ: Occlusion, light: float) -> None:
     """A closer person walking in front, slid sideways until it hides about `occ.area` of the crop."""
     w, h = canvas.size
     side = -1 if occ.position < 0.5 else 1
     best = None
     for shift in np.linspace(0.0, 0.6, 7):
-        layer = Image.new("RGBA", canvas.size, (0, 0, 0, 0))
         pose = dataclasses.replace(occ.pose, x_shift=side * float(shift))
-        _draw_person(layer, occ.person, pose, _BodyFrame.place(occ.person, pose, h, w))
-        covered = float((np.asarray(layer)[..., 3] > 0).mean())
-        if best is None or abs(covered - occ.area) < best[0]:
-            best = (abs(covered - occ.area), layer)
+        layer = _person_layer(canvas.size, occ.person, pose, _BodyFrame.place(occ.person, pose, h, w), light)
+        miss = abs(float((np.asarray(layer)[..., 3] > 0).mean()) - occ.area)
+        if best is None or miss < best[0]:
+            best = (miss, layer)
     canvas.paste(best[1], mask=best[1])
 
 
@@ -834,14 +911,14 @@ def plan_dataset(preset: SyntheticPreset, seed: int) -> list[Shot]:
     test_pids = sorted(int(p) for p in pids[preset.num_train_ids:])
 
     tracklets: list[list[dict[str, Any]]] = []
-    for split, split_pids in (("train", train_pids), ("test", test_pids)):
+    for split, split_pids in (("train", train_pids), ("gallery", test_pids)):
         for pid in split_pids:
             n_cams = int(plan_rng.integers(preset.cameras_per_id[0], preset.cameras_per_id[1] + 1))
             cams = sorted(int(c) for c in plan_rng.choice(preset.num_cameras, size=n_cams, replace=False))
             pid_tracklets = [
                 _tracklet(split, pid, cam, people[pid - 1], looks[cam], preset, seed) for cam in cams
             ]
-            if split == "test":  # one query per chosen camera; the rest of the tracklet stays in the gallery
+            if split == "gallery":  # test ids: one query per chosen camera, the rest stays in the gallery
                 chosen = [t for t in pid_tracklets if plan_rng.random() < preset.query_camera_prob]
                 for tracklet in chosen or [pid_tracklets[int(plan_rng.integers(len(pid_tracklets)))]]:
                     tracklet[int(plan_rng.integers(len(tracklet)))]["split"] = "query"
@@ -849,7 +926,8 @@ def plan_dataset(preset: SyntheticPreset, seed: int) -> list[Shot]:
     for index in range(preset.num_distractors):
         cam = int(plan_rng.integers(preset.num_cameras))
         pose = random_pose(_rng(seed, _STREAM_TRACKLET, 0, index), looks[cam].view_probs)
-        tracklets.append([dict(split="gallery", pid=0, camid=cam, identity=people[num_ids + index], pose=pose, key=(0, cam, index))])
+        tracklets.append([dict(split="gallery", pid=0, camid=cam, identity=people[num_ids + index], pose=pose,
+                               key=(0, cam, index))])
 
     # frame numbers grow per camera: a few frames apart inside a tracklet, further between tracklets
     next_frame = [int(plan_rng.integers(100, 2000)) for _ in range(preset.num_cameras)]
@@ -881,8 +959,7 @@ def _tracklet(split: str, pid: int, cam: int, person: Identity, look: CameraLook
             y_shift=float(np.clip(start.y_shift + rng.normal(0, 0.1), 0.0, 1.0)),
             fill=float(np.clip(start.fill + rng.normal(0, 0.03), 0.8, 1.0)),
         )
-        split_name = "gallery" if split == "test" else split
-        crops.append(dict(split=split_name, pid=pid, camid=cam, identity=person, pose=pose, key=(pid, cam, index)))
+        crops.append(dict(split=split, pid=pid, camid=cam, identity=person, pose=pose, key=(pid, cam, index)))
     return crops
 
 
@@ -895,7 +972,8 @@ def resolve_preset(preset: str | SyntheticPreset, **overrides: Any) -> Synthetic
     """A registry preset (or a given one) with some fields replaced, e.g. `num_train_ids=12` for tests."""
     if isinstance(preset, str):
         if preset not in SYNTHETIC_PRESETS:
-            raise ValueError(f"unknown synthetic preset {preset!r}; available: {', '.join(sorted(SYNTHETIC_PRESETS))}")
+            available = ", ".join(sorted(SYNTHETIC_PRESETS))
+            raise ValueError(f"unknown synthetic preset {preset!r}; available: {available}")
         preset = SYNTHETIC_PRESETS[preset]
     known = {f.name for f in dataclasses.fields(SyntheticPreset)} - {"name"}
     unknown = sorted(set(overrides) - known)
@@ -941,7 +1019,7 @@ def generate_synthetic(
     for shot in plan_dataset(spec, seed):
         occlusion = None
         occlusion_rng = _rng(seed, _STREAM_OCCLUSION, *shot.key)
-        if occlusion_rng.random() < spec.occlusion_prob[shot.split]:
+        if occlusion_rng.random() < spec.occlusion_prob(shot.split):
             occlusion = random_occlusion(occlusion_rng, spec.occlusion_area)
         image = render_crop(shot.identity, looks[shot.camid], shot.pose, _rng(seed, _STREAM_CROP, *shot.key),
                             size=(spec.height, spec.width), occlusion=occlusion)
