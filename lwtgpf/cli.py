@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from pathlib import Path
 
 
 def _add_config_args(parser: argparse.ArgumentParser, default: str = "synthetic") -> None:
@@ -28,14 +30,153 @@ def cmd_synth(args: argparse.Namespace) -> None:
     if args.figure:
         from lwtgpf.viz.dataset_figures import save_synthetic_overview
 
-        save_synthetic_overview(folder, args.figure)
-        print(f"wrote {args.figure}")
+        print(f"wrote {save_synthetic_overview(folder, args.figure)}")
 
 
 def cmd_stats(args: argparse.Namespace) -> None:
     from lwtgpf.data import build_dataset
 
     print(build_dataset(args.dataset, args.root).statistics())
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from lwtgpf.config import load_config
+    from lwtgpf.engine.trainer import Trainer
+
+    if args.resume:  # a resumed run continues with the config it was started with
+        if args.overrides:
+            raise ValueError("--resume continues the run with its saved config.yaml; --set is not allowed")
+        cfg = load_config(Path(args.out) / "config.yaml")
+    else:
+        cfg = _load(args)
+    metrics = Trainer(cfg, run_dir=args.out, resume=args.resume).fit()
+    print(json.dumps(metrics))
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    from lwtgpf.data import build_dataset
+    from lwtgpf.engine.evaluate import evaluate_model
+    from lwtgpf.evaluation import format_results
+
+    cfg = _load(args)
+    dataset = build_dataset(cfg.data.dataset, cfg.data.root)
+    model = _model_with_weights(cfg, dataset.num_cameras, args.checkpoint)
+    results = evaluate_model(model, dataset, cfg, _device_of(model), return_topk=args.topk if args.ranked_csv else 0)
+    print(format_results(results))
+    if args.ranked_csv:
+        _write_ranked_lists(args.ranked_csv, dataset, results["topk"])
+        print(f"wrote {args.ranked_csv}")
+
+
+def cmd_extract(args: argparse.Namespace) -> None:
+    import torch
+
+    from lwtgpf.data import build_dataset, build_test_transform
+    from lwtgpf.engine.extract import extract_features
+
+    cfg = _load(args)
+    dataset = build_dataset(cfg.data.dataset, cfg.data.root)
+    model = _model_with_weights(cfg, dataset.num_cameras, args.checkpoint)
+    records = dataset.split(args.split)
+    feats = extract_features(
+        model, records, build_test_transform(cfg.data), kind=args.kind, batch_size=cfg.eval.batch_size,
+        workers=cfg.data.workers, device=_device_of(model),
+    )
+    torch.save(
+        {
+            "features": feats,
+            "pids": torch.tensor([r.pid for r in records]),
+            "camids": torch.tensor([r.camid for r in records]),
+            "paths": [r.path for r in records],
+            "num_cameras": dataset.num_cameras,
+        },
+        args.out,
+    )
+    print(f"wrote {args.out}: {tuple(feats.shape)} features of {args.split}")
+
+
+def cmd_cluster(args: argparse.Namespace) -> None:
+    import torch
+
+    from lwtgpf.cluster import pseudo_label
+
+    cfg = _load(args)
+    saved = torch.load(args.features, map_location="cpu", weights_only=True)
+    feats = saved["features"]
+    feats = feats[:, 0] if feats.dim() == 3 else feats  # clustering uses the global feature
+    result = pseudo_label(
+        feats, saved["camids"].numpy(), cfg.cluster, int(saved["num_cameras"]), true_pids=saved["pids"].numpy(),
+        camera_aware=cfg.method != "cluster_contrast",
+    )
+    print(json.dumps(result.log_row(), indent=1, default=float))
+    if args.out:
+        import pandas as pd
+
+        pd.DataFrame({
+            "path": saved["paths"], "pid": saved["pids"].numpy(), "camid": saved["camids"].numpy(),
+            "label": result.labels, "proxy": result.proxies.proxy_of_sample,
+        }).to_csv(args.out, index=False)
+        print(f"wrote {args.out}")
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    """Generate the synthetic benchmark if needed, train LWTGPF on it, compare with the untrained model."""
+    from lwtgpf.config import load_config
+    from lwtgpf.data.synthetic import generate_synthetic
+    from lwtgpf.engine.trainer import Trainer
+
+    cfg = load_config("synthetic", args.overrides)
+    if not (Path(cfg.data.root) / cfg.data.dataset / "meta.json").exists():
+        print(f"generating the {cfg.data.dataset} benchmark in {cfg.data.root}/ ...")
+        generate_synthetic(cfg.data.root, preset=cfg.data.dataset, seed=0)
+    out = _fresh_folder(Path(args.out))
+    trainer = Trainer(cfg, run_dir=out)
+    untrained = trainer.evaluate()
+    metrics = trainer.fit()
+    print(f"untrained: mAP {100 * untrained['mAP']:.1f}%  R1 {100 * untrained['R1']:.1f}%")
+    print(f"trained ({metrics['epochs']} epochs): mAP {metrics['mAP']:.1f}%  R1 {metrics['R1']:.1f}%")
+    print(f"run folder: {out} (config.yaml, log.csv, metrics.json, checkpoints/)")
+
+
+def _model_with_weights(cfg, num_cameras: int, checkpoint: str):
+    """The config's model on its device, with a training checkpoint's weights when one is given."""
+    from lwtgpf.engine.checkpoint import load_checkpoint
+    from lwtgpf.engine.trainer import pick_device
+    from lwtgpf.models import build_model
+
+    device = pick_device(cfg.train.device)
+    model = build_model(cfg, num_cameras).to(device)
+    if checkpoint:
+        model.load_state_dict(load_checkpoint(checkpoint, map_location=device)["model"])
+    return model.eval()
+
+
+def _device_of(model):
+    return next(model.parameters()).device
+
+
+def _write_ranked_lists(path: str, dataset, topk) -> None:
+    """One row per (query, rank): the gallery crop's pid, camera and path, and whether it matches."""
+    import pandas as pd
+
+    rows = []
+    for qi, query in enumerate(dataset.query):
+        for rank, gi in enumerate(topk[qi], start=1):
+            if gi < 0:
+                break
+            g = dataset.gallery[gi]
+            rows.append((query.path, query.pid, query.camid, rank, g.path, g.pid, g.camid, g.pid == query.pid))
+    columns = ["query_path", "query_pid", "query_camid", "rank", "gallery_path", "gallery_pid", "gallery_camid", "match"]
+    pd.DataFrame(rows, columns=columns).to_csv(path, index=False)
+
+
+def _fresh_folder(path: Path) -> Path:
+    """`path`, or `path-2`, `path-3`, ... when a previous demo run is there: runs never overwrite runs."""
+    candidate, n = path, 1
+    while candidate.exists() and any(candidate.iterdir()):
+        n += 1
+        candidate = path.with_name(f"{path.name}-{n}")
+    return candidate
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,6 +191,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--figure", default="", help="also save an overview PNG here")
     p.set_defaults(func=cmd_synth)
 
+    p = verbs.add_parser("demo", help="train LWTGPF on the synthetic benchmark (generated if missing)")
+    p.add_argument("--out", default="runs/demo", help="run folder (a suffix is added if it exists)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    p.set_defaults(func=cmd_demo)
+
+    p = verbs.add_parser("train", help="train a method; writes a run folder")
+    _add_config_args(p)
+    p.add_argument("--out", required=True, help="run folder (must be new, unless --resume)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.set_defaults(func=cmd_train)
+
+    p = verbs.add_parser("evaluate", help="mAP, R1/5/10, mINP of a checkpoint on a dataset")
+    _add_config_args(p)
+    p.add_argument("--checkpoint", default="", help="a training checkpoint (empty: the untrained model)")
+    p.add_argument("--ranked-csv", default="", help="write each query's top-k gallery here")
+    p.add_argument("--topk", type=int, default=10)
+    p.set_defaults(func=cmd_evaluate)
+
+    p = verbs.add_parser("extract", help="save features, pids, cameras and paths of one split")
+    _add_config_args(p)
+    p.add_argument("--checkpoint", default="")
+    p.add_argument("--split", default="train", choices=["train", "query", "gallery"])
+    p.add_argument("--kind", default="all", choices=["all", "test"], help="all neck outputs, or the test feature")
+    p.add_argument("--out", required=True, help="a .pt file")
+    p.set_defaults(func=cmd_extract)
+
+    p = verbs.add_parser("cluster", help="pseudo labels + label quality from extracted features")
+    _add_config_args(p)
+    p.add_argument("--features", required=True, help="a file written by `lwtgpf extract`")
+    p.add_argument("--out", default="", help="write per-crop labels and proxies as CSV")
+    p.set_defaults(func=cmd_cluster)
+
     p = verbs.add_parser("stats", help="print a dataset's statistics table (ids, images, cameras)")
     p.add_argument("dataset")
     p.add_argument("--root", default="benchmarks")
@@ -59,9 +232,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from lwtgpf.engine.checkpoint import CheckpointError
+
     try:
         args.func(args)
-    except (ValueError, OSError) as err:  # config, dataset and checkpoint errors carry their own context
+    except (ValueError, OSError, CheckpointError) as err:  # config, dataset, checkpoint errors name their cause
         print(f"lwtgpf {args.verb}: error: {err}", file=sys.stderr)
         return 2
     return 0
