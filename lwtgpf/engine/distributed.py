@@ -79,14 +79,15 @@ def broadcast_object(obj, src: int = 0):
     return box[0]
 
 
-def all_reduce_mean(value: float, device: torch.device | str = "cpu") -> float:
-    """Mean of a scalar over ranks (for log rows)."""
+def all_reduce_mean(values: torch.Tensor) -> torch.Tensor:
+    """Element-wise mean over ranks of a CPU tensor (log values: every rank holds the same result)."""
     info = current_info()
     if not info.enabled:
-        return value
-    t = torch.tensor([value], dtype=torch.float64, device=device)
-    dist.all_reduce(t)
-    return float(t.item()) / info.world_size
+        return values
+    device = "cuda" if dist.get_backend() == "nccl" else "cpu"
+    reduced = values.to(device).clone()
+    dist.all_reduce(reduced)
+    return reduced.cpu() / info.world_size
 
 
 def shard_range(n: int, info: DistInfo) -> range:

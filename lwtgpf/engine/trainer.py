@@ -135,6 +135,7 @@ class Trainer:
         self.pseudo: PseudoLabels | None = None
         self.memory: CameraProxyMemory | None = None
         self.last_eval: dict[str, Any] | None = None
+        self.step_losses: list[float] = []  # loss of every training step of the last epoch
         self._phase_seconds: dict[str, float] = {}
         if resume:
             self.load(self._checkpoint_path())
@@ -213,8 +214,7 @@ class Trainer:
         )
         proxy_table = torch.as_tensor(proxy_of_sample, device=self.device)
         self.train_model.train()
-        sums: dict[str, float] = {}
-        steps = 0
+        step_parts: list[dict[str, float]] = []
         with self._timed("train"):
             for images, _, camids, index in tqdm(
                 loader, desc=f"epoch {self.epoch + 1} train", leave=False, disable=not self.dist.is_main
@@ -231,12 +231,14 @@ class Trainer:
                 self.scaler.update()
                 # Every rank applies the same global batch to its memory, in global batch order.
                 self.memory.update(all_gather_rows(feats.detach()), all_gather_rows(proxy_ids))
-                for key, value in parts.items():
-                    sums[key] = sums.get(key, 0.0) + float(value)
-                steps += 1
+                step_parts.append(parts)
         lr = self.optimizer.param_groups[0]["lr"]
         self.scheduler.step()
-        row = {key: all_reduce_mean(total / max(steps, 1), self.device) for key, total in sums.items()}
+        # (steps, components) averaged over ranks: per step, the loss of the global batch
+        keys = list(step_parts[0])
+        table = all_reduce_mean(torch.tensor([[p[k] for k in keys] for p in step_parts], dtype=torch.float64))
+        self.step_losses = table[:, keys.index("loss")].tolist()
+        row = dict(zip(keys, table.mean(0).tolist()))
         row["lr"] = lr
         return row
 
