@@ -83,6 +83,7 @@ class LossConfig:
 
 @dataclass
 class OptimConfig:
+    name: str = "sgd"  # sgd (reference recipe) | adamw (from-scratch training, e.g. the CPU demo)
     lr: float = 3.5e-4
     momentum: float = 0.9
     weight_decay: float = 5e-4
