@@ -43,6 +43,7 @@ class DataConfig:
     flip_p: float = 0.5
     pad: int = 10
     erasing_p: float = 0.5
+    color_jitter: float = 0.0  # brightness/contrast/saturation jitter strength (hue: a quarter); 0 = off
 
 
 @dataclass
@@ -241,6 +242,11 @@ def _coerce(value: Any, hint: Any, key: str, source: str) -> Any:
     elif hint is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads `3e-3` (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
     elif hint is str:
         if isinstance(value, str):
             return value

@@ -21,6 +21,7 @@ def test_every_preset_loads_and_names_its_dataset(name):
 def test_cli_style_and_mapping_overrides():
     cfg = load_config("synthetic", ["train.epochs=3", "optim.milestones=[1, 2]", "model.flip_test=true"])
     assert cfg.train.epochs == 3 and cfg.optim.milestones == (1, 2) and cfg.model.flip_test is True
+    assert load_config(None, ["optim.lr=3e-3"]).optim.lr == 0.003  # YAML reads 3e-3 as a string
     cfg = load_config(None, {"loss": {"temperature": 1}, "data.dataset": "msmt17"})
     assert cfg.loss.temperature == 1.0 and isinstance(cfg.loss.temperature, float)
     assert cfg.data.dataset == "msmt17"

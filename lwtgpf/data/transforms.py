@@ -23,15 +23,24 @@ def _to_normalised_tensor(data: DataConfig) -> list[v2.Transform]:
     return [v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(data.mean), list(data.std))]
 
 
+def _color_jitter(data: DataConfig) -> list[v2.Transform]:
+    """Not in the reference recipe: an option against strong colour casts between cameras."""
+    if data.color_jitter <= 0:
+        return []
+    strength = data.color_jitter
+    return [v2.ColorJitter(brightness=strength, contrast=strength, saturation=strength, hue=min(strength / 4, 0.5))]
+
+
 def build_train_transform(data: DataConfig) -> v2.Compose:
-    """resize (bicubic) -> flip(flip_p) -> pad(pad) + random crop back to size -> tensor -> normalise
-    -> random erasing(erasing_p)."""
+    """resize (bicubic) -> flip(flip_p) -> pad(pad) + random crop back to size -> [colour jitter] ->
+    tensor -> normalise -> random erasing(erasing_p)."""
     return v2.Compose(
         [
             _resize(data),
             v2.RandomHorizontalFlip(p=data.flip_p),
             v2.Pad(data.pad),
             v2.RandomCrop((data.height, data.width)),
+            *_color_jitter(data),
             *_to_normalised_tensor(data),
             v2.RandomErasing(p=data.erasing_p, scale=ERASING_SCALE, ratio=ERASING_RATIO, value=list(data.mean)),
         ]
