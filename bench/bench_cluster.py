@@ -36,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from common import available_bytes
 
 # N: (identities, cameras)
 SCALES = {12936: (751, 6), 32621: (1041, 15), 100000: (3000, 15)}
@@ -119,14 +120,6 @@ def dense_public_style(features: torch.Tensor, k1: int = 20, k2: int = 6) -> np.
 
 def dense_estimated_bytes(n: int) -> int:
     return 3 * n * n * 4 + (1 << 30)  # V, V_qe and the Jaccard matrix at once, plus DBSCAN's work
-
-
-def available_bytes() -> int:
-    with open("/proc/meminfo") as meminfo:
-        for line in meminfo:
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError("/proc/meminfo has no MemAvailable line")
 
 
 # --------------------------------------------------------------------------- workers

@@ -26,6 +26,7 @@ import time
 from dataclasses import dataclass
 
 import torch
+from common import available_bytes
 
 # name: (queries, gallery, identities in the test split, cameras, distractor gallery crops)
 SCALES = {
@@ -70,14 +71,6 @@ def estimated_bytes(method: str, num_q: int, num_g: int) -> int:
     """Rough peak of each method beyond the features (the dominant (Q, G) arrays)."""
     cells = num_q * num_g
     return {"naive": cells * (4 + 8), "dense": cells * 4 + (1 << 30), "chunked": 1 << 30}[method]
-
-
-def available_bytes() -> int:
-    with open("/proc/meminfo") as meminfo:
-        for line in meminfo:
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError("/proc/meminfo has no MemAvailable line")
 
 
 def peak_rss_bytes() -> int:

@@ -31,9 +31,9 @@ class _GroupBatchSampler(torch.utils.data.Sampler[list[int]]):
     def __init__(
         self,
         group_ids: Sequence[int] | np.ndarray,
-        batch_size: int,
-        num_instances: int,
-        iters_per_epoch: int,
+        batch_size: int = 32,
+        num_instances: int = 4,
+        iters_per_epoch: int = 200,
         seed: int = 0,
         rank: int = 0,
         world_size: int = 1,
@@ -123,23 +123,10 @@ class _GroupBatchSampler(torch.utils.data.Sampler[list[int]]):
 class ProxyBalancedSampler(_GroupBatchSampler):
     """P proxies x K crops per batch (SPEC: 8 x 4 = 32).
 
-    `proxy_ids` (N,): the camera-aware proxy of each crop, -1 for outliers. A proxy with >= K crops gives
+    `group_ids` (N,): the camera-aware proxy of each crop, -1 for outliers. A proxy with >= K crops gives
     K distinct crops; successive draws of the same proxy in an epoch walk through a shuffled order of its
     crops, so all are used before one repeats. A proxy with < K crops is resampled with replacement.
     """
-
-    def __init__(
-        self,
-        proxy_ids: Sequence[int] | np.ndarray,
-        batch_size: int = 32,
-        num_instances: int = 4,
-        iters_per_epoch: int = 200,
-        seed: int = 0,
-        rank: int = 0,
-        world_size: int = 1,
-        with_seeds: bool = False,
-    ) -> None:
-        super().__init__(proxy_ids, batch_size, num_instances, iters_per_epoch, seed, rank, world_size, with_seeds)
 
     def _draw_members(self, groups: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         k = self.num_instances
