@@ -161,7 +161,8 @@ def test_resnet50_has_last_stride_one_and_three_parts():
 
 
 def test_vit_small_builds_position_embeddings_for_the_input_grid():
-    cfg = load_config("synthetic", {"model.backbone": "vit_small", "model.grad_checkpointing": True})  # 128x64
+    cfg = load_config("synthetic", {"model.backbone": "vit_small", "model.grad_checkpointing": True,
+                                    "data.height": 128, "data.width": 64})
     model = build_model(cfg, num_cameras=2).eval()
     assert model.backbone.grad_checkpointing
     assert isinstance(model, ViTSmallReid) and model.grid_size == (8, 4)
