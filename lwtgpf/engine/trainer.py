@@ -36,6 +36,7 @@ from lwtgpf.data import (
     build_test_transform,
     build_dataset,
     build_train_transform,
+    contiguous_labels,
 )
 from lwtgpf.engine.checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
 from lwtgpf.engine.distributed import (
@@ -166,7 +167,7 @@ class Trainer:
                 pseudo = pseudo_label(
                     self.features[:, 0], camids, self.cfg.cluster, self.dataset.num_cameras,
                     true_pids=pids, camera_aware=self.method.camera_aware,
-                    given_labels=_contiguous(pids) if self.method.true_labels else None,
+                    given_labels=contiguous_labels(self.dataset.train)[0] if self.method.true_labels else None,
                 )
             self.pseudo = broadcast_object(pseudo)
         return self.pseudo
@@ -337,11 +338,6 @@ class Trainer:
 
         pd.DataFrame(self.history).to_csv(self.run_dir / "log.csv", index=False)
         _write_json_atomic(self.run_dir / "log.json", self.history)
-
-
-def _contiguous(pids: np.ndarray) -> np.ndarray:
-    """Identity labels 0..K-1 for the supervised upper bound."""
-    return np.unique(pids, return_inverse=True)[1]
 
 
 def _prepare_run_dir(run_dir: Path, resume: bool) -> None:
