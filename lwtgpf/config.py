@@ -50,7 +50,7 @@ class DataConfig:
 class ModelConfig:
     backbone: str = "lewinvit_small"
     pretrained: str = ""  # a file under pretrain/, empty for random init
-    pretrained_layout: str = "auto"  # auto | solider | timm_swin | resnet50 | vit_small
+    pretrained_layout: str = "auto"  # auto | solider | timm_swin | resnet50 | vit_small | lwtgpf (a run of ours)
     drop_path: float = 0.1
     leff_stages: tuple[bool, bool, bool, bool] = (False, False, False, False)
     camera_embedding: bool = True
@@ -80,6 +80,7 @@ class LossConfig:
     online_weight: float = 1.0
     reduction: str = "batch_mean"  # batch_mean (LWTGPF) | camera_sum (O2CAP)
     memory_momentum: float = 0.2  # M <- normalise(m * M + (1 - m) * f)
+    label_smoothing: float = 0.1  # the `classifier` method's cross-entropy (supervised pretraining)
 
 
 @dataclass

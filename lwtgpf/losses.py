@@ -164,3 +164,35 @@ def _check_inputs(features: torch.Tensor, proxy_ids: torch.Tensor, memory: Camer
         raise ValueError(f"loss.temperature must be > 0, got {cfg.temperature}")
     if cfg.online_positives < 1:
         raise ValueError(f"loss.online_positives must be >= 1, got {cfg.online_positives}")
+
+
+class IdentityClassifier(torch.nn.Module):
+    """Cross-entropy over known identities: the `classifier` method, supervised pretraining on labelled data.
+
+    One cosine classifier per feature (global, then each part): logits = f . normalise(W_c) / temperature,
+    label-smoothed cross-entropy, combined like GP-O2CAP: L = ce_global + part_weight * mean_k ce_k.
+    The weights are trained with the network; unlike the proxy memory they never go stale, which is what
+    lets a randomly initialised network learn from labels quickly.
+    """
+
+    def __init__(self, num_features: int, num_classes: int, dim: int, cfg: LossConfig):
+        super().__init__()
+        if num_classes < 2:
+            raise ValueError(f"the classifier needs at least 2 identities, got {num_classes}")
+        self.weight = torch.nn.Parameter(torch.randn(num_features, num_classes, dim) * 0.01)
+        self.cfg = cfg
+
+    def forward(self, features: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        """features (B, F, D) L2-normalised, labels (B,) identity ids -> (loss, {"loss", "ce_global", "ce_parts"})."""
+        logits = torch.einsum("bfd,fcd->fbc", features, F.normalize(self.weight, dim=-1)) / self.cfg.temperature
+        per_feature = torch.stack([
+            F.cross_entropy(feature_logits, labels, label_smoothing=self.cfg.label_smoothing) for feature_logits in logits
+        ])  # (F,)
+        components = {"ce_global": per_feature[0]}
+        loss = per_feature[0]
+        if per_feature.shape[0] > 1:
+            components["ce_parts"] = per_feature[1:].mean()
+            loss = loss + self.cfg.part_weight * components["ce_parts"]
+        components["loss"] = loss
+        values = torch.stack(list(components.values())).tolist()
+        return loss, dict(zip(components, values))

@@ -132,7 +132,7 @@ def make_synthetic(root: Path, name: str = "synthetic", num_cameras: int | None 
     return base
 
 
-@pytest.mark.parametrize("name", ["synthetic", "synthetic_occluded", "synthetic_large"])
+@pytest.mark.parametrize("name", ["synthetic", "synthetic_occluded", "synthetic_large", "synthetic_source"])
 def test_synthetic_reads_cameras_from_meta(tmp_path, name):
     make_synthetic(tmp_path, name)
     ds = build_dataset(name, root=tmp_path)

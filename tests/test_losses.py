@@ -172,3 +172,25 @@ def test_autocast_keeps_the_loss_in_float32():
         loss, _ = gp_o2cap_loss(features.float(), proxy_ids, memory32, LossConfig())
     assert loss.dtype == torch.float32
     torch.testing.assert_close(loss, expected)
+
+
+def test_identity_classifier_is_label_smoothed_cross_entropy_per_feature():
+    from lwtgpf.losses import IdentityClassifier
+
+    torch.manual_seed(0)
+    cfg = LossConfig(temperature=0.1, part_weight=0.5, label_smoothing=0.2)
+    classifier = IdentityClassifier(num_features=3, num_classes=5, dim=8, cfg=cfg)
+    feats = F.normalize(torch.randn(6, 3, 8), dim=-1)
+    labels = torch.tensor([0, 1, 2, 3, 4, 0])
+    loss, parts = classifier(feats, labels)
+
+    def ce(k):  # per sample: -(1 - s) log p_y - s/C sum_c log p_c
+        logits = feats[:, k] @ F.normalize(classifier.weight[k], dim=-1).T / 0.1
+        logp = logits.log_softmax(dim=1)
+        return (-(0.8 * logp[torch.arange(6), labels]) - 0.2 * logp.mean(dim=1)).mean()
+
+    expected = ce(0) + 0.5 * (ce(1) + ce(2)) / 2
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    assert parts["ce_global"] == pytest.approx(ce(0).item(), rel=1e-5)
+    loss.backward()
+    assert classifier.weight.grad is not None and classifier.weight.grad.abs().sum() > 0

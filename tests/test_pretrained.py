@@ -237,6 +237,24 @@ def test_build_model_loads_cfg_pretrained(tmp_path, capsys):
     assert "layout resnet50" in capsys.readouterr().out
 
 
+def test_a_run_checkpoint_loads_whole_and_skips_another_camera_count(tmp_path):
+    cfg = load_config("synthetic")
+    torch.manual_seed(5)
+    trained = build_model(cfg, num_cameras=4)
+    torch.save({"epoch": 3, "model": trained.state_dict()}, tmp_path / "last.pt")  # a Trainer checkpoint's shape
+    same = build_model(load_config("synthetic", {"model.pretrained": str(tmp_path / "last.pt")}), num_cameras=4)
+    for key, value in trained.state_dict().items():
+        assert torch.equal(same.state_dict()[key], value), key  # necks and branches too
+
+    fewer = build_model(cfg, num_cameras=2)
+    report = load_pretrained(fewer, tmp_path / "last.pt")
+    assert report.layout == "lwtgpf" and report.missing == ["trunk.camera_embed"]
+    assert "4 cameras" in report.skipped["trunk.camera_embed"]
+    other = build_model(load_config("synthetic", {"model.backbone": "lewinvit_t"}), num_cameras=4)
+    with pytest.raises(PretrainedError, match="last.pt.*shape"):
+        load_pretrained(other, tmp_path / "last.pt")
+
+
 # ---------------------------------------------------------------------------------------------------
 # loud failures
 

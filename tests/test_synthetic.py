@@ -49,6 +49,14 @@ def test_same_seed_writes_identical_bytes_and_another_seed_does_not(tiny_root, t
     assert other_images and not other_images & first_images, "another seed must draw other crops"
 
 
+def test_source_preset_draws_other_people_at_the_same_seed(tiny_root, tmp_path):
+    source = generate_synthetic(tmp_path, "synthetic_source", seed=0, **TINY)
+    source_images = {data for name, data in _files(source).items() if name.endswith(".jpg")}
+    first_images = {data for name, data in _files(tiny_root / "synthetic").items() if name.endswith(".jpg")}
+    assert source_images and not source_images & first_images
+    assert len(build_dataset("synthetic_source", tmp_path).train) > 0
+
+
 def test_market_layout_meta_and_loader(tiny_root):
     folder = tiny_root / "synthetic"
     meta = json.loads((folder / "meta.json").read_text())
@@ -161,7 +169,7 @@ def test_bad_settings_are_named():
 
 
 def test_render_crop_size_and_presets():
-    assert set(SYNTHETIC_PRESETS) == {"synthetic", "synthetic_occluded", "synthetic_large"}
+    assert set(SYNTHETIC_PRESETS) == {"synthetic", "synthetic_occluded", "synthetic_large", "synthetic_source"}
     large = SYNTHETIC_PRESETS["synthetic_large"]
     assert large.num_train_ids > SYNTHETIC_PRESETS["synthetic"].num_train_ids and large.num_cameras == 8
     person = sample_identities(1, np.random.default_rng(0))[0]

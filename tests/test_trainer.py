@@ -63,6 +63,19 @@ def test_methods_are_configurations_of_one_loop(tiny_config, method, num_feature
         assert row["nmi"] == pytest.approx(1.0)
 
 
+def test_classifier_method_learns_identities_and_resumes_its_weights(tiny_config, tmp_path):
+    cfg = tiny_config(method="classifier", **{"train.epochs": 2, "data.iters_per_epoch": 6, "loss.temperature": 0.05})
+    trainer = Trainer(cfg, run_dir=tmp_path / "run")
+    first = trainer.step()
+    assert trainer.memory is None  # no proxy memory: a learned classifier over the true identities
+    assert trainer.pseudo.proxies.num_proxies == len({r.pid for r in trainer.dataset.train})
+    assert {"ce_global", "ce_parts"} <= set(first)
+    trainer.step()
+    assert trainer.step_losses[-1] < trainer.step_losses[0] or trainer.history[1]["loss"] < first["loss"]
+    resumed = Trainer(cfg, run_dir=tmp_path / "run", resume=True)
+    assert torch.equal(resumed.classifier.weight, trainer.classifier.weight)
+
+
 def test_fit_writes_a_run_folder_and_refuses_to_overwrite_it(tiny_config, tmp_path):
     run = tmp_path / "run"
     cfg = tiny_config(**{"train.eval_every": 1})

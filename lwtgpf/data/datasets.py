@@ -253,6 +253,11 @@ class SyntheticLarge(SyntheticDataset):
     folder_names = ("synthetic_large",)
 
 
+@register_dataset("synthetic_source")
+class SyntheticSource(SyntheticDataset):
+    folder_names = ("synthetic_source",)
+
+
 @register_dataset("msmt17")
 class MSMT17(DatasetLoader):
     """MSMT17 V1: images under train/ and test/ in per-pid folders, splits given by list files.

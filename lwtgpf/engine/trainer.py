@@ -5,9 +5,10 @@
 epoch, and reads the state they leave behind (`features`, `pseudo`, `memory`, `history`): plain tensors,
 arrays and dicts, so widgets never reach into the loop.
 
-The four methods are configurations of this one loop (see METHODS): LWTGPF (GP-O2CAP on global and
-part features), O2CAP (global only), Cluster Contrast (one proxy per cluster, offline loss only) and a
-supervised upper bound (true identities through the same proxies, memory and losses).
+The methods are configurations of this one loop (see METHODS): LWTGPF (GP-O2CAP on global and
+part features), O2CAP (global only), Cluster Contrast (one proxy per cluster, offline loss only), a
+supervised upper bound (true identities through the same proxies, memory and losses) and `classifier`
+(true identities, cross-entropy over a learned classifier: supervised pretraining on labelled data).
 """
 from __future__ import annotations
 
@@ -50,7 +51,7 @@ from lwtgpf.engine.distributed import (
 from lwtgpf.engine.evaluate import evaluate_model
 from lwtgpf.engine.extract import autocast_context, extract_features
 from lwtgpf.engine.schedule import build_optimizer, build_scheduler
-from lwtgpf.losses import gp_o2cap_loss
+from lwtgpf.losses import IdentityClassifier, gp_o2cap_loss
 from lwtgpf.memory import CameraProxyMemory
 from lwtgpf.models import build_model
 
@@ -62,7 +63,8 @@ class Method:
     camera_aware: bool  # one proxy per (cluster, camera), else one per cluster
     use_parts: bool  # part features in the memory and the loss
     online: bool  # online association loss on top of the offline one
-    true_labels: bool  # supervised upper bound: identities instead of pseudo labels
+    true_labels: bool  # supervised: identities instead of pseudo labels
+    classifier: bool = False  # identity cross-entropy (IdentityClassifier) instead of the proxy memory
 
 
 METHODS = {
@@ -70,6 +72,7 @@ METHODS = {
     "o2cap": Method(camera_aware=True, use_parts=False, online=True, true_labels=False),
     "cluster_contrast": Method(camera_aware=False, use_parts=False, online=False, true_labels=False),
     "supervised": Method(camera_aware=True, use_parts=True, online=True, true_labels=True),
+    "classifier": Method(camera_aware=False, use_parts=True, online=False, true_labels=True, classifier=True),
 }
 
 
@@ -125,7 +128,14 @@ class Trainer:
             self.model = convert_batch_norms_for_ddp(self.model, self.device.type)
             device_ids = [self.device.index] if self.device.type == "cuda" else None
             self.train_model = DistributedDataParallel(self.model, device_ids=device_ids)
-        self.optimizer = build_optimizer(self.model, cfg.optim)
+        self.classifier: IdentityClassifier | None = None
+        trained = self.model
+        if self.method.classifier:
+            num_ids = int(contiguous_labels(self.dataset.train)[0].max()) + 1
+            num_features = 1 + self.model.num_parts if self.method.use_parts else 1
+            self.classifier = IdentityClassifier(num_features, num_ids, self.model.feature_dim, cfg.loss).to(self.device)
+            trained = torch.nn.ModuleList([self.model, self.classifier])
+        self.optimizer = build_optimizer(trained, cfg.optim)
         self.scheduler = build_scheduler(self.optimizer, cfg.optim)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
 
@@ -188,7 +198,7 @@ class Trainer:
 
     def train_epoch(self) -> dict[str, float]:
         """`data.iters_per_epoch` SGD steps on proxy-balanced batches; returns mean loss components."""
-        if self.memory is None:
+        if self.memory is None and self.classifier is None:
             self.build_memory()
         cfg = self.cfg
         proxy_of_sample = self.pseudo.proxies.proxy_of_sample
@@ -225,13 +235,20 @@ class Trainer:
                 with autocast_context(self.device, self.amp_dtype):
                     out = self.train_model(images, camids)
                 feats = (out.stacked() if self.method.use_parts else out.global_feat.unsqueeze(1)).float()
-                loss, parts = gp_o2cap_loss(feats, proxy_ids, self.memory, cfg.loss, use_online=self.method.online)
+                if self.classifier is not None:  # proxies are identities here (true labels, no cameras)
+                    loss, parts = self.classifier(feats, proxy_ids)
+                else:
+                    loss, parts = gp_o2cap_loss(feats, proxy_ids, self.memory, cfg.loss, use_online=self.method.online)
                 self.optimizer.zero_grad(set_to_none=True)
                 self.scaler.scale(loss).backward()
+                if self.classifier is not None and self.dist.enabled:  # outside DDP: average its gradient here
+                    for param in self.classifier.parameters():
+                        param.grad = all_reduce_mean(param.grad).to(param.device)
                 self.scaler.step(self.optimizer)
                 self.scaler.update()
-                # Every rank applies the same global batch to its memory, in global batch order.
-                self.memory.update(all_gather_rows(feats.detach()), all_gather_rows(proxy_ids))
+                if self.memory is not None:
+                    # Every rank applies the same global batch to its memory, in global batch order.
+                    self.memory.update(all_gather_rows(feats.detach()), all_gather_rows(proxy_ids))
                 step_parts.append(parts)
         lr = self.optimizer.param_groups[0]["lr"]
         self.scheduler.step()
@@ -257,7 +274,8 @@ class Trainer:
         self.features = self.pseudo = self.memory = None
         self.extract_train_features()
         self.cluster()
-        self.build_memory()
+        if self.classifier is None:
+            self.build_memory()
         row: dict[str, Any] = {"epoch": self.epoch + 1}
         row.update(self.train_epoch())
         self.epoch += 1
@@ -292,6 +310,7 @@ class Trainer:
         return {
             "epoch": self.epoch,
             "model": self.model.state_dict(),
+            "classifier": self.classifier.state_dict() if self.classifier is not None else {},
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(),
@@ -307,6 +326,8 @@ class Trainer:
     def load(self, path: Path) -> None:
         state = load_checkpoint(path, map_location=self.device)
         self.model.load_state_dict(state["model"])
+        if self.classifier is not None:
+            self.classifier.load_state_dict(state["classifier"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])

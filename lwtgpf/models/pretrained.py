@@ -9,11 +9,16 @@ canonical names of a backbone family (`convert`):
 | timm_swin  | swin      | timm or official ImageNet Swin (`layers.*`)               | LewinViT state_dict  |
 | resnet50   | resnet50  | LUPerson / torchvision ResNet-50 (`layer1.0.conv1.*`)     | timm resnet50        |
 | vit_small  | vit_small | TransReID-SSL / timm ViT-S/16 (`blocks.*`, `cls_token`)   | timm ViT-S/16        |
+| lwtgpf     | (same)    | a run of this project (`checkpoints/last.pt`, `necks.*`)   | the model's own keys |
 
 The model then says where each canonical key goes (`model.backbone_targets(key)`: LWTGPF sends the last
 Swin stage into both branches). Every tensor is copied only after its shape is checked; any mismatch,
 an unknown layout, a layout of the wrong family or a file that fills nothing raises PretrainedError.
 Checkpoints are untrusted: `torch.load(weights_only=True)`.
+
+The `lwtgpf` layout is a whole model trained here (e.g. supervised pretraining with the `classifier`
+method) loaded into a model of the same backbone and shape, necks included; only a camera embedding
+for another number of cameras is skipped (with its reason), since cameras do not transfer.
 """
 from __future__ import annotations
 
@@ -262,6 +267,32 @@ LAYOUTS: dict[str, Layout] = {
 }
 
 
+is_run_checkpoint = _has(r"^necks\.bn\.weight$")  # every ReidModel of this project has BN necks
+
+
+def load_run_checkpoint(model: nn.Module, state: StateDict, path: str = "") -> LoadReport:
+    """A model saved by this project, key by key into the same architecture (shape-checked)."""
+    own = model.state_dict()
+    report = LoadReport(path=path, layout="lwtgpf")
+    usable = {}
+    for key, value in state.items():
+        if key not in own:
+            report.unexpected.append(key)
+        elif own[key].shape == value.shape:
+            usable[key] = value
+        elif key.endswith("camera_embed"):
+            report.skipped[key] = f"camera embedding for {value.shape[0]} cameras, the model has {own[key].shape[0]}"
+        else:
+            raise PretrainedError(f"{path}: {key} has shape {tuple(value.shape)}, but the model expects "
+                                  f"{tuple(own[key].shape)} (another backbone or size?)")
+    if not usable:
+        raise PretrainedError(f"{path}: no key matches {type(model).__name__}; first keys: {list(state)[:6]}")
+    model.load_state_dict(usable, strict=False)
+    report.loaded = [k for k in own if k in usable]
+    report.missing = [k for k in own if k not in usable]
+    return report
+
+
 def detect_layout(state: StateDict, path: str = "") -> str:
     """The one layout whose signature keys the checkpoint has."""
     found = [name for name, layout in LAYOUTS.items() if layout.detect(state)]
@@ -273,13 +304,15 @@ def detect_layout(state: StateDict, path: str = "") -> str:
 
 
 def load_pretrained(model: nn.Module, path: str | Path, layout: str = "auto") -> LoadReport:
-    """Load a published checkpoint into `model` in place and report what happened."""
+    """Load a published checkpoint (or one of this project's runs) into `model` in place; report it."""
     state = read_checkpoint(path)
     path = str(path)
+    if layout == "lwtgpf" or (layout == "auto" and is_run_checkpoint(state)):
+        return load_run_checkpoint(model, state, path)
     if layout == "auto":
         layout = detect_layout(state, path)
     if layout not in LAYOUTS:
-        raise PretrainedError(f"unknown pretrained layout {layout!r}; known: auto, {', '.join(LAYOUTS)}")
+        raise PretrainedError(f"unknown pretrained layout {layout!r}; known: auto, lwtgpf, {', '.join(LAYOUTS)}")
     spec = LAYOUTS[layout]
     family = getattr(model, "pretrained_family", None)
     if family != spec.family:
