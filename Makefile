@@ -8,7 +8,7 @@ TORCH  ?= torch==2.14.1 torchvision==0.29.1
 EXTRAS ?= faiss,notebooks,dev
 RUN    ?= runs/demo
 
-.PHONY: venv demo test bench clean-venv
+.PHONY: venv demo test bench browser-test clean-venv
 
 venv: $(VENV)/.installed
 
@@ -24,6 +24,15 @@ demo: venv
 
 test: venv
 	$(PY) -m pytest -q
+
+# JupyterLab on localhost, a notebook run in headless Debian Chromium driven by Selenium; the widget
+# screenshots land in docs/images/. Installs chromium + chromium-driver (apt-get, as root) and the
+# `browser` extra when missing, so it works on a fresh machine.
+browser-test: venv
+	command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; }
+	$(PY) -c 'import selenium' 2>/dev/null || $(PY) -m pip install --quiet -e '.[$(EXTRAS),browser]'
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q -m browser tests/browser
 
 clean-venv:
 	rm -rf $(VENV)

@@ -120,22 +120,49 @@ def cmd_cluster(args: argparse.Namespace) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
-    """Generate the synthetic benchmark if needed, train LWTGPF on it, compare with the untrained model."""
+    """Supervised pretraining on labelled synthetic people, then LWTGPF on the unlabelled synthetic benchmark.
+
+    The two stages of every real run, at laptop size: real runs start from ImageNet / LUPerson / SOLIDER
+    weights; here `synthetic_source` (other people, same kinds of camera) provides that starting point.
+    """
     from lwtgpf.config import load_config
     from lwtgpf.data.synthetic import generate_synthetic
     from lwtgpf.engine.trainer import Trainer
 
-    cfg = load_config("synthetic", args.overrides)
-    if not (Path(cfg.data.root) / cfg.data.dataset / "meta.json").exists():
-        print(f"generating the {cfg.data.dataset} benchmark in {cfg.data.root}/ ...")
-        generate_synthetic(cfg.data.root, preset=cfg.data.dataset, seed=0)
+    source = load_config("synthetic_source", args.pretrain_overrides)
+    from_scratch = load_config("synthetic", args.overrides)  # a bad --set fails before minutes of pretraining
+    for cfg in (source, from_scratch):
+        if not (Path(cfg.data.root) / cfg.data.dataset / "meta.json").exists():
+            print(f"generating the {cfg.data.dataset} benchmark in {cfg.data.root}/ ...")
+            generate_synthetic(cfg.data.root, preset=cfg.data.dataset, seed=0)
     out = _fresh_folder(Path(args.out))
-    trainer = Trainer(cfg, run_dir=out)
-    untrained = trainer.evaluate()
+
+    print(f"1/2 supervised pretraining ({source.method}) on {source.data.dataset} -> {out / 'pretrain'}")
+    Trainer(source, run_dir=out / "pretrain").fit()
+    weights = out / "pretrain" / "checkpoints" / "last.pt"
+    random_init = Trainer(from_scratch).evaluate()
+    target = load_config("synthetic", [f"model.pretrained={weights}", *args.overrides])
+    print(f"2/2 unsupervised {target.method} on {target.data.dataset} (labels never read) -> {out / 'lwtgpf'}")
+    trainer = Trainer(target, run_dir=out / "lwtgpf")
+    pretrained = trainer.evaluate()
     metrics = trainer.fit()
-    print(f"untrained: mAP {100 * untrained['mAP']:.1f}%  R1 {100 * untrained['R1']:.1f}%")
-    print(f"trained ({metrics['epochs']} epochs): mAP {metrics['mAP']:.1f}%  R1 {metrics['R1']:.1f}%")
-    print(f"run folder: {out} (config.yaml, log.csv, metrics.json, checkpoints/)")
+    print(f"random initialisation:           mAP {100 * random_init['mAP']:5.1f}%  R1 {100 * random_init['R1']:5.1f}%")
+    print(f"pretrained on synthetic_source:  mAP {100 * pretrained['mAP']:5.1f}%  R1 {100 * pretrained['R1']:5.1f}%")
+    print(f"+ {target.method} ({metrics['epochs']} epochs, unsupervised): mAP {metrics['mAP']:5.1f}%  R1 {metrics['R1']:5.1f}%")
+    print(f"run folder: {out} (pretrain/ and lwtgpf/: config.yaml, log.csv, metrics.json, checkpoints/)")
+
+
+def cmd_notebook(args: argparse.Namespace) -> None:
+    """Check the parameters against the notebook's parameters cell, then run it headless with papermill."""
+    from lwtgpf.notebooks import find_notebook, notebook_parameters, parse_cli_parameters, run_notebook
+
+    path = find_notebook(args.name)
+    if args.list:
+        print("\n".join(p.describe() for p in notebook_parameters(path).values()))
+        return
+    values = parse_cli_parameters(path, args.parameters)
+    out = Path(args.out) if args.out else _fresh_folder(Path("runs") / path.stem)
+    print(f"wrote {run_notebook(path, values, out)} (figures and outputs in {out})")
 
 
 def _model_with_weights(cfg, num_cameras: int, checkpoint: str):
@@ -191,9 +218,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--figure", default="", help="also save an overview PNG here")
     p.set_defaults(func=cmd_synth)
 
-    p = verbs.add_parser("demo", help="train LWTGPF on the synthetic benchmark (generated if missing)")
+    p = verbs.add_parser("demo", help="pretrain on labelled synthetic people, then LWTGPF on the synthetic benchmark")
     p.add_argument("--out", default="runs/demo", help="run folder (a suffix is added if it exists)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override of the LWTGPF stage (preset synthetic)")
+    p.add_argument("--pretrain-set", dest="pretrain_overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override of the pretraining stage (preset synthetic_source)")
     p.set_defaults(func=cmd_demo)
 
     p = verbs.add_parser("train", help="train a method; writes a run folder")
@@ -222,6 +252,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--features", required=True, help="a file written by `lwtgpf extract`")
     p.add_argument("--out", default="", help="write per-crop labels and proxies as CSV")
     p.set_defaults(func=cmd_cluster)
+
+    p = verbs.add_parser("notebook", help="run a workbench notebook headless (papermill) into a run folder")
+    p.add_argument("name", help="a notebook in notebooks/ (quickstart, stepwise_training, ...) or an .ipynb path")
+    p.add_argument("-p", dest="parameters", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                   help="set a parameter of the notebook's parameters cell (repeatable), checked before it runs")
+    p.add_argument("--out", default="", help="run folder (default: runs/NAME, with a suffix if it exists)")
+    p.add_argument("--list", action="store_true", help="print the notebook's parameters and exit")
+    p.set_defaults(func=cmd_notebook)
 
     p = verbs.add_parser("stats", help="print a dataset's statistics table (ids, images, cameras)")
     p.add_argument("dataset")
