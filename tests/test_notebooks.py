@@ -157,7 +157,7 @@ def quickstart_run(kernel_env, tmp_path_factory):
         "notebook", "quickstart", "--out", str(run),
         "-p", "data_root", str(base / "benchmarks"),
         "-p", "generate_overrides", json.dumps(SMALL_BENCHMARK),
-        "-p", "epochs", "1", "-p", "umap_epochs", "20",
+        "-p", "epochs", "1", "-p", "umap_epochs", "20", "-p", "pretrain_epochs", "1", "-p", "pretrain_iters", "3",
         "-p", "config_overrides", json.dumps(TINY),
     ]
     assert main(argv) == 0
@@ -167,10 +167,13 @@ def quickstart_run(kernel_env, tmp_path_factory):
 @pytest.mark.slow
 def test_quickstart_generates_trains_and_saves_figures(quickstart_run):
     run = quickstart_run
-    assert (run.parent / "benchmarks" / "synthetic" / "meta.json").exists()  # generated because missing
+    for name in ("synthetic", "synthetic_source"):  # generated because missing
+        assert (run.parent / "benchmarks" / name / "meta.json").exists()
     executed = run / "quickstart.ipynb"
     text = _outputs_text(executed)
-    assert "untrained: mAP" in text and "trained (1 epochs): mAP" in text
+    assert "random initialisation: mAP" in text and "trained (1 epochs): mAP" in text
+    assert (run / "pretrain" / "checkpoints" / "last.pt").exists()  # stage 1 wrote the weights stage 2 loaded
+    assert "(layout lwtgpf): loaded" in text
     assert yaml.safe_load((run / "parameters.yaml").read_text())["epochs"] == 1
     train = run / "train"
     assert (train / "checkpoints" / "last.pt").exists()

@@ -1,0 +1,106 @@
+"""Cluster explorer: eps, min_samples, k1 and k2 sliders re-cluster the cached features of this epoch.
+
+Re-clustering goes through `RunState.recluster` (lwtgpf.cluster's kNN, Jaccard and DBSCAN; the kNN and
+the Jaccard distance are reused while k1 / k2 stay), then the label-quality metrics and the crops of
+the purest and the most mixed clusters are shown. The number of example clusters only redraws.
+"""
+from __future__ import annotations
+
+import html
+
+import ipywidgets as W
+import numpy as np
+from matplotlib.figure import Figure
+
+from lwtgpf.cluster import PseudoLabels
+from lwtgpf.runs import RunState, cluster_summaries
+from lwtgpf.viz.workbench_figures import (
+    CORRECT_COLOUR,
+    WRONG_COLOUR,
+    ClusterExample,
+    Tile,
+    cluster_examples_figure,
+    format_quality,
+)
+
+from .base import FigureView
+
+CROPS_PER_CLUSTER = 8
+
+
+class ClusterExplorer(FigureView):
+    title = "cluster explorer"
+
+    def __init__(self, state: RunState):
+        c = state.cfg.cluster
+        slider = dict(continuous_update=False, style={"description_width": "initial"})
+        self.eps = W.FloatSlider(value=c.eps, min=0.05, max=0.95, step=0.01, description="eps", **slider)
+        self.min_samples = W.IntSlider(value=c.min_samples, min=1, max=30, description="min_samples", **slider)
+        self.k1 = W.IntSlider(value=c.k1, min=2, max=max(60, c.k1), description="k1", **slider)
+        self.k2 = W.IntSlider(value=c.k2, min=1, max=max(20, c.k2), description="k2", **slider)
+        self.examples = W.IntSlider(value=3, min=1, max=8, description="examples", **slider)
+        self.metrics = W.HTML()
+        self.pseudo: PseudoLabels | None = None  # the labels shown now
+        self._pseudo_key = None
+        super().__init__(state, [self.eps, self.min_samples, self.k1, self.k2, self.examples])
+        self.children = (*self.children[:1], self.metrics, *self.children[1:])
+        self.refresh()
+
+    def settings(self) -> dict[str, float]:
+        return dict(eps=self.eps.value, min_samples=self.min_samples.value, k1=self.k1.value, k2=self.k2.value)
+
+    def current(self) -> PseudoLabels:
+        """Pseudo labels at the slider settings (re-clustered only when the settings or the epoch changed)."""
+        reclusterer, settings = self.state.reclusterer(), tuple(self.settings().values())
+        if self._pseudo_key is None or self._pseudo_key[0] is not reclusterer or self._pseudo_key[1] != settings:
+            self.pseudo = self.state.recluster(**self.settings())
+            self._pseudo_key = (reclusterer, settings)
+        return self.pseudo
+
+    def draw(self) -> Figure:
+        state = self.state
+        pseudo = self.current()
+        quality = pseudo.quality or {}
+        summaries = cluster_summaries(pseudo.labels, state.train_pids, state.train_camids)
+        count = self.examples.value
+        purest = summaries[:count]
+        shown_already = {s.cluster for s in purest}
+        mixed = [s for s in reversed(summaries) if s.cluster not in shown_already][:count]
+        size = (state.cfg.data.height, state.cfg.data.width)
+        examples = []
+        for label, group in (("purest", purest), ("most mixed", mixed)):
+            for summary in group:
+                shown, majority = identities_first(summary.members, state.train_pids)
+                crops = [Tile(state.crop(state.dataset.train[i], size),
+                              f"id {state.train_pids[i]} c{state.train_camids[i] + 1}",
+                              CORRECT_COLOUR if state.train_pids[i] == majority else WRONG_COLOUR)
+                         for i in shown[:CROPS_PER_CLUSTER]]
+                examples.append(ClusterExample(
+                    f"{label}\ncluster {summary.cluster}\n{len(summary.members)} crops, {summary.num_identities} ids\n"
+                    f"purity {summary.purity:.2f}", crops))
+        phases = ", ".join(f"{k} {1000 * v:.0f} ms" for k, v in pseudo.timings.items())
+        self.metrics.value = (
+            "<b>" + html.escape("  ".join(format_quality(quality))) + "</b><br>"
+            + html.escape(f"{pseudo.proxies.num_proxies} proxies; ran: {phases}"
+                          + ("" if "knn" in pseudo.timings else " (kNN reused)")
+                          + ("" if "jaccard" in pseudo.timings else " (Jaccard distance reused)"))
+        )
+        title = (f"eps {self.eps.value:.2f}, min_samples {self.min_samples.value}, k1 {self.k1.value}, "
+                 f"k2 {self.k2.value}  ({state.source}, epoch {state.epoch})")
+        return cluster_examples_figure(quality, examples, title)
+
+
+def identities_first(members: np.ndarray, pids: np.ndarray) -> tuple[np.ndarray, int]:
+    """(members reordered round-robin over their identities, most frequent identity first; that identity),
+    so that the first crops of a mixed cluster show each identity in it."""
+    ids, inverse, counts = np.unique(pids[members], return_inverse=True, return_counts=True)
+    by_size = np.argsort(-counts, kind="stable")  # identity order: largest first (smallest pid on a tie)
+    position = np.empty(len(ids), dtype=np.int64)
+    position[by_size] = np.arange(len(ids))
+    # k-th crop of an identity gets round k; within a round, the identity order
+    round_of = np.zeros(len(members), dtype=np.int64)
+    for identity in range(len(ids)):
+        mine = np.flatnonzero(inverse == identity)
+        round_of[mine] = np.arange(len(mine))
+    order = np.lexsort((position[inverse], round_of))
+    return members[order], int(ids[by_size[0]])
