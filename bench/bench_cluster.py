@@ -4,15 +4,17 @@
     .venv/bin/python bench/bench_cluster.py --sizes 12936       # one size
 
 Rows, each measured in its own subprocess (so its peak RSS is its own):
-  sparse   `lwtgpf.cluster.pseudo_label`: exact kNN (bf16 search + float64 re-scoring) -> sparse
-           Jaccard -> vectorised DBSCAN -> camera-aware proxies
+  sparse   `lwtgpf.cluster.pseudo_label`: exact kNN (one bf16 pass over the symmetric score blocks,
+           bounded candidate pools, float64 re-scoring) -> sparse Jaccard -> vectorised DBSCAN ->
+           camera-aware proxies
   dense    the public-code algorithm (O2CAP/TMGF `compute_jaccard_distance` style): faiss kNN, three
            dense N x N float32 matrices filled by per-row Python loops, then scikit-learn DBSCAN on the
            dense matrix and the same proxies. Skipped, saying so, when its estimated memory does
            not fit in this machine's available memory.
   floor    the exact-kNN anchor: the row-blocked bf16 matmul of all N x N scores alone (no top-k,
-           no re-scoring), what a row-by-row exact search pays at least. (The sparse row's kNN
-           computes each symmetric score block once, ~0.6 of these flops at these sizes.)
+           no re-scoring), what a row-by-row exact search pays at least.
+  floor-sym  the bf16 matmul of the square blocks J >= I alone (~0.55 of those flops at these
+           sizes): the part of the sparse row's kNN that no selection or re-scoring can remove.
 "same labels" compares the sparse and dense DBSCAN labels element by element, at eps and at
 eps + 1e-6 (see TIE_MARGIN: d = eps exactly happens structurally; float32 rounding decides it).
 
@@ -43,7 +45,7 @@ SCALES = {12936: (751, 6), 32621: (1041, 15), 100000: (3000, 15)}
 DIM = 768
 LATENT = 16
 NOISE = 1.0  # per-crop noise, relative to the unit-variance person centres
-METHODS = ("sparse", "dense", "floor")
+METHODS = ("sparse", "dense", "floor", "floor-sym")
 # Pairs sharing 4 of their 6 query-expansion rows (with otherwise disjoint supports) have m = 2/3
 # exactly, i.e. d = 0.5 = eps exactly; float32 (dense) and float64 (sparse) round them to either side.
 # Comparing the labels at eps + TIE_MARGIN as well shows whether that is the only difference.
@@ -127,6 +129,7 @@ def run_worker(method: str, n: int, labels_path: str) -> dict:
     from sklearn.cluster import DBSCAN
 
     from lwtgpf.cluster import build_camera_proxies, dbscan, nearest_neighbours, pseudo_label
+    from lwtgpf.cluster.knn import SYMMETRIC_BLOCK
     from lwtgpf.config import ClusterConfig
 
     num_ids, num_cams = SCALES.get(n, (max(1, n // 30), 15))
@@ -147,11 +150,20 @@ def run_worker(method: str, n: int, labels_path: str) -> dict:
         jaccard = dense_public_style(feats, cfg.k1, cfg.k2)
         labels = DBSCAN(eps=cfg.eps, min_samples=cfg.min_samples, metric="precomputed").fit_predict(jaccard)
         build_camera_proxies(labels, cams, num_cams)
-    else:  # floor: the bf16 score matmul alone, in the same row blocks as the search
+    elif method == "floor":  # the bf16 score matmul of all N x N pairs alone, in row blocks
         base = feats.bfloat16()
         rows = max(1, (1 << 26) // n)
         for s in range(0, n, rows):
             base[s : s + rows] @ base.T
+        labels = np.zeros(0, dtype=np.int64)
+    else:  # floor-sym: the square blocks J >= I alone, into one reused buffer as the sparse kNN does
+        base = feats.bfloat16()
+        block = min(n, SYMMETRIC_BLOCK)
+        buffer = torch.empty(block * block, dtype=torch.bfloat16)
+        for i in range(0, n, block):
+            for j in range(i, n, block):
+                a, b = base[i : i + block], base[j : j + block]
+                torch.mm(a, b.T, out=buffer[: len(a) * len(b)].view(len(a), len(b)))
         labels = np.zeros(0, dtype=np.int64)
     result["seconds"] = time.perf_counter() - start
     result["peak_rss"] = _peak_rss()
@@ -197,7 +209,7 @@ def main() -> None:
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; load average at start "
           f"{open('/proc/loadavg').read().split()[:3]}")
-    header = f"{'N':>7} | {'method':<7} | {'seconds':>8} | {'peak RSS':>10} | {'step RSS':>10} | notes"
+    header = f"{'N':>7} | {'method':<9} | {'seconds':>8} | {'peak RSS':>10} | {'step RSS':>10} | notes"
     print(header)
     print("-" * len(header))
     with tempfile.TemporaryDirectory() as tmp:
@@ -207,7 +219,7 @@ def main() -> None:
                 if method == "dense" and args.skip_dense:
                     continue
                 if method == "dense" and dense_estimated_bytes(n) > 0.85 * available_bytes():
-                    print(f"{n:>7} | {method:<7} | {'skipped':>8} | needs ~{gib(dense_estimated_bytes(n))}, "
+                    print(f"{n:>7} | {method:<9} | {'skipped':>8} | needs ~{gib(dense_estimated_bytes(n))}, "
                           f"{gib(available_bytes())} available")
                     continue
                 path = Path(tmp) / f"{method}_{n}.npy"
@@ -224,7 +236,7 @@ def main() -> None:
                              f"sparse is {speedup:.1f}x faster")
                 else:
                     notes = f"sparse step = {results['sparse']['seconds'] / r['seconds']:.2f}x this floor"
-                print(f"{n:>7} | {method:<7} | {r['seconds']:>8.2f} | {gib(r['peak_rss']):>10} | "
+                print(f"{n:>7} | {method:<9} | {r['seconds']:>8.2f} | {gib(r['peak_rss']):>10} | "
                       f"{gib(r['step_rss']):>10} | {notes}", flush=True)
     print(f"load average at end {open('/proc/loadavg').read().split()[:3]}")
 

@@ -52,15 +52,12 @@ from lwtgpf.cluster import (
     CameraProxies,
     Neighbours,
     PseudoLabels,
-    build_camera_proxies,
-    dbscan,
     jaccard_from_neighbours,
-    label_quality,
     nearest_neighbours,
     proxy_centroids,
     pseudo_label,
 )
-from lwtgpf.config import Config, load_config
+from lwtgpf.config import ClusterConfig, Config, load_config
 from lwtgpf.data import Record, ReidDataset, build_dataset, build_test_transform, read_image
 from lwtgpf.engine.checkpoint import load_checkpoint
 from lwtgpf.engine.extract import extract_features
@@ -147,7 +144,7 @@ class Reclusterer:
 
     kNN lists are cached per k1 and Jaccard distances per (k1, k2), so moving eps or min_samples only
     reruns DBSCAN, the proxies and the quality row (milliseconds), and k2 reuses the kNN of its k1.
-    The result is the `PseudoLabels` that `pseudo_label` returns for the same settings (same kNN, same
+    The result is `pseudo_label` itself, given the cached distance (same kNN, same
     Jaccard, same DBSCAN); `timings` holds only the phases that actually ran.
 
     features: (N, D) L2-normalised; camids, true_pids: (N,)
@@ -182,15 +179,12 @@ class Reclusterer:
             raise ValueError(f"eps must be in (0, 1) for the Jaccard distance (1 = nothing shared), got {eps}")
         timings: dict[str, float] = {}
         distance = self.distance(k1, k2, timings)
-        with _timed(timings, "dbscan"):
-            labels = dbscan(distance, eps, int(min_samples))
-        with _timed(timings, "proxies"):
-            proxies = build_camera_proxies(labels, self.camids, self.num_cameras, camera_aware=self.camera_aware)
-        quality = None
-        if self.true_pids is not None:
-            with _timed(timings, "quality"):
-                quality = label_quality(labels, self.true_pids, self.camids, proxies)
-        return PseudoLabels(labels, proxies, distance, timings, quality)
+        settings = ClusterConfig(k1=int(k1), k2=int(k2), eps=float(eps), min_samples=int(min_samples),
+                                 knn_backend=self.knn_backend)
+        result = pseudo_label(self.features, self.camids, settings, self.num_cameras, true_pids=self.true_pids,
+                              camera_aware=self.camera_aware, distance=distance)
+        result.timings = {**timings, **result.timings}
+        return result
 
 
 # ---------------------------------------------------------------------------------------------------

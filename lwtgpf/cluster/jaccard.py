@@ -33,7 +33,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from .knn import Neighbours, nearest_neighbours, pair_dots
+from .knn import Neighbours, float64_sqnorm, nearest_neighbours, pair_dots
 
 PAIR_BUDGET = 1 << 22  # (row, column, partner) triples generated at once in the min-sum step
 
@@ -89,19 +89,18 @@ def expanded_neighbourhoods(rank: torch.Tensor, k1: int) -> tuple[torch.Tensor, 
     full = reciprocal_neighbours(rank, k1).sort(dim=1).values  # (N, P1), rows ascending, -1 first
     half = reciprocal_neighbours(rank, int(np.around(k1 / 2)))  # (N, Ph)
     half_size = (half >= 0).sum(dim=1)  # (N,)
-    # Membership "j in R(i)" by binary search in the sorted keys i * N + j of all R(i).
-    row = torch.arange(n, device=rank.device)[:, None]
-    member_keys = (row * n + full)[full >= 0]  # ascending: rows in order, each row ascending
     p1, ph = full.shape[1], half.shape[1]
     rows_per_step = max(1, PAIR_BUDGET // (p1 * ph))
     counts, blocks = [], []
     for s in range(0, n, rows_per_step):
-        own = full[s : s + rows_per_step]  # (B, P1): R(i)
+        own = full[s : s + rows_per_step]  # (B, P1): R(i), ascending
         cand = own.clamp(min=0)
         cand_half = torch.where(own[..., None] >= 0, half[cand], -1)  # (B, P1, Ph): R(c, k1/2)
-        keys = row[s : s + rows_per_step, :, None] * n + cand_half
-        at = torch.searchsorted(member_keys, keys).clamp_(max=len(member_keys) - 1)
-        shared = ((member_keys[at] == keys) & (cand_half >= 0)).sum(dim=2)  # |R(c, k1/2) & R(i)|
+        # Membership "j in R(i)" by binary search in i's own sorted row.
+        flat = cand_half.flatten(1)
+        at = torch.searchsorted(own, flat).clamp_(max=p1 - 1)
+        member = (torch.gather(own, 1, at) == flat) & (flat >= 0)
+        shared = member.unflatten(1, (p1, ph)).sum(dim=2)  # |R(c, k1/2) & R(i)|
         accept = (own >= 0) & (3 * shared > 2 * half_size[cand])  # integer form of "> 2/3 |R(c, k1/2)|"
         added = torch.where(accept[..., None], cand_half, -1).flatten(1)
         members = torch.cat([own, added], dim=1).sort(dim=1).values
@@ -138,7 +137,7 @@ def _dots(x: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, neighbours: N
     keys = rows * n + cols
     at = torch.searchsorted(known_keys, keys).clamp_(max=len(known_keys) - 1)
     found = known_keys[at] == keys
-    sqnorm = pair_dots(x, torch.arange(n, device=x.device), torch.arange(n, device=x.device))
+    sqnorm = float64_sqnorm(x)
     dots = torch.empty(len(rows), dtype=torch.float64, device=x.device)
     dots[found] = (sqnorm[rows[found]] + sqnorm[cols[found]] - known_d[at[found]]) / 2
     missing = ~found
@@ -197,17 +196,15 @@ def min_sum_distance(v: sp.csr_matrix) -> sp.csr_matrix:
         cols.append(block.indices)
         sums.append(block.data)
         start = stop
-    i, j, m = np.concatenate(rows), np.concatenate(cols), np.concatenate(sums)
+    i, j, m = np.concatenate(rows), np.concatenate(cols), np.concatenate(sums)  # i <= j, row-major, j ascending
     d = np.maximum(1.0 - m / (2.0 - m), 0.0)
     d[i == j] = 0.0  # m(i, i) = sum_c V[i, c] = 1 exactly: d(i, i) = 0 without the rounding residue
     strict = i < j
-    return _csr_keeping_zeros(
-        np.concatenate([i, j[strict]]), np.concatenate([j, i[strict]]), np.concatenate([d, d[strict]]), n
-    )
-
-
-def _csr_keeping_zeros(rows: np.ndarray, cols: np.ndarray, values: np.ndarray, n: int) -> sp.csr_matrix:
-    """Canonical CSR from distinct (row, col) pairs; explicit zeros stay stored."""
-    order = np.lexsort((cols, rows))
-    indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=n))])
-    return sp.csr_matrix((values[order], cols[order].astype(np.int64), indptr), shape=(n, n))
+    # Canonical CSR, explicit zeros kept: row r holds the mirrored pairs (columns < r, ascending since
+    # the upper triangle is row-major), then its own upper-triangle pairs (columns >= r); a stable
+    # sort by row keeps that order.
+    rows_all = np.concatenate([j[strict], i])
+    order = np.argsort(rows_all, kind="stable")
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(rows_all, minlength=n))])
+    cols_all = np.concatenate([i[strict], j]).astype(np.int64)[order]
+    return sp.csr_matrix((np.concatenate([d[strict], d])[order], cols_all, indptr), shape=(n, n))

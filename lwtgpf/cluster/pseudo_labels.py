@@ -69,12 +69,15 @@ def pseudo_label(
     true_pids: np.ndarray | None = None,
     camera_aware: bool = True,
     given_labels: np.ndarray | None = None,
+    distance: sp.csr_matrix | None = None,
 ) -> PseudoLabels:
     """Cluster L2-normalised global features (N, D) into pseudo identities and camera-aware proxies.
 
     camids: (N,) 0-based camera of each crop. true_pids: (N,) optional, for the quality row only.
     camera_aware=False: one proxy per cluster (Cluster Contrast). given_labels: (N,) labels to use
     instead of clustering (the supervised upper bound); the distance is then not computed.
+    distance: the (N, N) Jaccard distance of these features at cfg_cluster's k1 / k2, computed before
+    (the workbench re-clusters cached features with other eps / min_samples); kNN and Jaccard are skipped.
     """
     x = features if isinstance(features, torch.Tensor) else torch.from_numpy(np.asarray(features))
     x = x.detach()
@@ -82,16 +85,19 @@ def pseudo_label(
     if x.dim() != 2 or x.shape[0] != len(camids):
         raise ValueError(f"features must be (N, D) with N = len(camids) = {len(camids)}, got {tuple(x.shape)}")
     timings: dict[str, float] = {}
-    distance = None
     if given_labels is None:
         _check_normalised(x)
         if not cfg_cluster.eps < 1:
             raise ValueError(f"cluster.eps must be < 1 for the Jaccard distance (1 = nothing shared), got {cfg_cluster.eps}")
-        with _timed(timings, "knn"):
-            neighbours = nearest_neighbours(x, cfg_cluster.k1, backend=cfg_cluster.knn_backend)
-        with _timed(timings, "jaccard"):
-            distance = jaccard_from_neighbours(x, neighbours, cfg_cluster.k1, cfg_cluster.k2)
-        del neighbours
+        if distance is None:
+            with _timed(timings, "knn"):
+                neighbours = nearest_neighbours(x, cfg_cluster.k1, backend=cfg_cluster.knn_backend)
+            with _timed(timings, "jaccard"):
+                distance = jaccard_from_neighbours(x, neighbours, cfg_cluster.k1, cfg_cluster.k2)
+            del neighbours
+        elif distance.shape != (len(camids), len(camids)):
+            raise ValueError(f"distance must be ({len(camids)}, {len(camids)}) to match the features, "
+                             f"got {distance.shape}")
         with _timed(timings, "dbscan"):
             labels = dbscan(distance, cfg_cluster.eps, cfg_cluster.min_samples)
     else:
