@@ -156,6 +156,7 @@ def check_parameters(notebook: str | Path, values: Mapping[str, Any]) -> dict[st
             except ConfigError as err:
                 raise NotebookError(f"parameter {name!r}: {err}") from err
             checked[name] = _lookup(cfg, param.config_key) if param.config_key else value
+            _check_registered(name, param.config_key, checked[name])
         else:
             checked[name] = _check_type(param, value)
     merged = {n: checked.get(n, p.default) for n, p in spec.items()}
@@ -251,6 +252,18 @@ def _check_type(param: NotebookParameter, value: Any) -> Any:
         f"parameter {param.name!r} expects {expected.__name__} (default {param.default!r}), "
         f"got {value!r} ({type(value).__name__})"
     )
+
+
+def _check_registered(name: str, config_key: str, value: Any) -> None:
+    """Names the config system takes as plain strings but the run looks up in a registry."""
+    from lwtgpf.data.datasets import DATASETS
+    from lwtgpf.engine.trainer import METHODS
+    from lwtgpf.models.registry import BACKBONES
+
+    registry = {"method": METHODS, "data.dataset": DATASETS, "model.backbone": BACKBONES}.get(config_key)
+    if registry is not None and value not in registry:
+        raise NotebookError(f"parameter {name!r}: {value!r} is not a known {config_key}; "
+                            f"expected one of {', '.join(sorted(registry))}")
 
 
 def _lookup(cfg: Any, dotted: str) -> Any:

@@ -102,6 +102,8 @@ def test_values_are_checked_and_coerced():
     (["quickstart", "-p", "generate_overrides", "24"], "'generate_overrides'"),  # notebook-only: default's type
     (["clustering_explorer", "-p", "eps_sweep", "0.5"], "'eps_sweep'"),
     (["stepwise_training", "-p", "preset", "no_such_preset"], "'preset'"),
+    (["stepwise_training", "-p", "method", "no_such_method"], "'method'"),  # registries checked up front
+    (["stepwise_training", "-p", "backbone", "resnet51"], "'backbone'"),
     (["stepwise_training", "-p", "config_overrides", "{train.epoch: 1}"], "train.epoch"),
     (["quickstart", "-p", "run_dir", "elsewhere"], "--out"),
     (["no_such_notebook"], "quickstart"),  # unknown notebook: the message lists the available ones
