@@ -18,23 +18,30 @@ def synthetic_root(tmp_path_factory):
     return root
 
 
+# The synthetic preset shrunk to a few seconds per epoch on a 2-core CPU.
+TINY = {
+    "data.batch_size": 16, "data.iters_per_epoch": 4, "train.eval_every": 0, "eval.batch_size": 64,
+    "cluster.k1": 10, "cluster.k2": 3, "cluster.min_samples": 3,
+}
+
+
 @pytest.fixture
 def tiny_config(synthetic_root):
-    """The synthetic preset shrunk to a few seconds per epoch on a 2-core CPU."""
+    """load_config("synthetic") with TINY, two epochs, the session benchmark, and the test's overrides."""
 
     def make(**overrides):
-        base = {
-            "data.root": str(synthetic_root),
-            "data.batch_size": 16,
-            "data.iters_per_epoch": 4,
-            "train.epochs": 2,
-            "train.eval_every": 0,
-            "eval.batch_size": 64,
-            "cluster.k1": 10,
-            "cluster.k2": 3,
-            "cluster.min_samples": 3,
-        }
-        base.update(overrides)
-        return load_config("synthetic", base)
+        return load_config("synthetic", {**TINY, "data.root": str(synthetic_root), "train.epochs": 2, **overrides})
 
     return make
+
+
+@pytest.fixture(scope="module")
+def finished_run(synthetic_root, tmp_path_factory):
+    """A one-epoch run written by a real Trainer, and that trainer (one per test module)."""
+    from lwtgpf.engine.trainer import Trainer
+
+    cfg = load_config("synthetic", {**TINY, "data.root": str(synthetic_root), "train.epochs": 1})
+    run_dir = tmp_path_factory.mktemp("finished") / "run"
+    trainer = Trainer(cfg, run_dir=run_dir)
+    trainer.step()
+    return trainer, run_dir

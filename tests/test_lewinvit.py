@@ -14,9 +14,10 @@ from lwtgpf.models.lewinvit import (
     LewinViT,
     LewinViTShape,
     PatchMerging,
+    WindowAttention,
     shifted_window_mask,
     window_partition,
-    window_reverse,
+    window_tokens,
 )
 
 # embed 8, every stage 2 blocks (a plain and a shifted one): fast, yet every code path runs
@@ -39,12 +40,21 @@ def expected_grid(h: int, w: int, stage: int) -> tuple[int, int]:
 # geometry
 
 
-def test_window_partition_round_trip():
+def test_window_partition_is_row_major():
     x = torch.randn(2, 14, 21, 3)
     windows = window_partition(x, 7)
     assert windows.shape == (2, 6, 49, 3)
     assert torch.equal(windows[0, 1, 0], x[0, 0, 7])  # second window of the first row starts at column 7
-    assert torch.equal(window_reverse(windows, 7, 14, 21), x)
+    assert torch.equal(windows[1, 4, 8], x[1, 8, 8])  # window (1, 1), offset (1, 1)
+
+
+@pytest.mark.parametrize("shift", [0, 3])
+def test_window_tokens_are_the_padded_rolled_partition_of_the_grid(shift):
+    H, W = 9, 5
+    grid = torch.arange(H * W).view(1, H, W, 1)
+    padded = nn.functional.pad(grid, (0, 0, 0, 2, 0, 5), value=-1)  # 9x5 -> 14x7
+    rolled = torch.roll(padded, shifts=(-shift, -shift), dims=(1, 2))
+    assert torch.equal(window_tokens(H, W, 7, shift), window_partition(rolled, 7)[0, ..., 0])
 
 
 def direct_shift_mask(Hp: int, Wp: int, window: int, shift: int) -> torch.Tensor:
@@ -91,12 +101,48 @@ def test_any_input_size_gives_the_ceil_grid_at_every_stage(hw):
         assert torch.isfinite(out).all()
 
 
-def test_qkv_of_real_tokens_plus_bias_fill_equals_qkv_of_the_zero_padded_map():
-    attn = small_model().stages[0].blocks[1].attn
-    x = torch.randn(2, 5, 9, SMALL.embed_dim)
-    with torch.no_grad():
-        padded = attn.qkv(nn.functional.pad(x, (0, 0, 0, 5, 0, 2)))  # 5x9 -> 7x14
-        torch.testing.assert_close(attn.padded_qkv(x), padded, rtol=0, atol=1e-6)
+def reference_window_attention(attn: WindowAttention, x: torch.Tensor) -> torch.Tensor:
+    """SOLIDER's steps one by one: zero-pad, roll, partition, qkv, masked attention, reverse, roll back, crop."""
+    B, H, W, C = x.shape
+    w, s, heads = attn.window, attn.shift, attn.num_heads
+    pad_b, pad_r = (-H) % w, (-W) % w
+    x = torch.roll(nn.functional.pad(x, (0, 0, 0, pad_r, 0, pad_b)), shifts=(-s, -s), dims=(1, 2))
+    Hp, Wp = x.shape[1:3]
+    windows = window_partition(x, w).reshape(-1, w * w, C)  # (B * nW, N, C)
+    q, k, v = attn.qkv(windows).view(-1, w * w, 3, heads, C // heads).permute(2, 0, 3, 1, 4)
+    scores = (q * attn.scale) @ k.transpose(-2, -1) + attn.position_bias()
+    if s:
+        mask = shifted_window_mask(Hp, Wp, w, s)
+        scores = (scores.view(B, -1, heads, w * w, w * w) + mask.unsqueeze(1)).flatten(0, 1)
+    out = attn.proj((scores.softmax(-1) @ v).transpose(1, 2).reshape(B, Hp // w, Wp // w, w, w, C))
+    out = out.permute(0, 1, 3, 2, 4, 5).reshape(B, Hp, Wp, C)
+    return torch.roll(out, shifts=(s, s), dims=(1, 2))[:, :H, :W]
+
+
+@pytest.mark.parametrize("shift", [0, 3])
+@pytest.mark.parametrize("hw", [(9, 5), (7, 14), (3, 2)])
+def test_window_attention_equals_the_step_by_step_reference_with_gradients(shift, hw):
+    """The gathers (qkv of real tokens, bias in the padding, one index_select each way) are exact."""
+    torch.manual_seed(0)
+    attn = WindowAttention(dim=12, num_heads=3, window=7, shift=shift)
+    nn.init.normal_(attn.qkv.bias)  # a non-zero bias, so padding tokens differ from zeros
+    x = torch.randn(2, *hw, 12, requires_grad=True)
+    grads = []
+    for run in (attn, lambda t: reference_window_attention(attn, t)):
+        out = run(x)
+        params = [x, attn.qkv.weight, attn.qkv.bias, attn.relative_position_bias_table, attn.proj.weight]
+        grads.append((out.detach(), *torch.autograd.grad(out.pow(2).sum(), params)))
+    for ours, reference in zip(*grads):
+        torch.testing.assert_close(ours, reference, rtol=1e-5, atol=1e-5)
+
+
+def test_window_indices_cached_in_inference_mode_still_train():
+    attn = WindowAttention(dim=12, num_heads=3, window=7, shift=3)
+    with torch.inference_mode():
+        attn(torch.randn(1, 11, 6, 12))  # fills the per-shape caches
+    x = torch.randn(1, 11, 6, 12, requires_grad=True)
+    attn(x).sum().backward()
+    assert x.grad is not None
 
 
 def test_padding_tokens_are_keys_in_plain_windows_and_masked_in_shifted_ones():
@@ -114,7 +160,10 @@ def test_padding_tokens_are_keys_in_plain_windows_and_masked_in_shifted_ones():
     # the shifted window's mask, built on the padded 7x7 map, zeroes cross-region pairs
     mask = shifted_window_mask(7, 7, 7, 3)[0]
     assert (shifted.weights[0, 0][:, mask < 0] < 1e-30).all()
-    assert (shifted.weights[0, 0][:, mask == 0] > 0).all()
+    real_queries = shifted.token_grid_positions()[0][:, 0] >= 0
+    assert (shifted.weights[0, 0][:, (mask == 0) & real_queries[:, None]] > 0).all()
+    # padding queries are cropped, so never computed: their rows are 0 in both blocks
+    assert (shifted.weights[0, 0][:, ~real_queries] == 0).all() and (plain.weights[0, 0][:, padding] == 0).all()
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -181,14 +230,17 @@ def test_attention_capture_shapes_geometry_and_unchanged_output():
     with torch.no_grad():
         plain = model(x, cams)
         out, maps = model.forward_with_attention(x, cams, blocks=[(1, 1), (3, 0)])
-    torch.testing.assert_close(out, plain, rtol=0, atol=1e-5)  # explicit softmax path == SDPA path
+    torch.testing.assert_close(out, plain, rtol=0, atol=0)  # capturing does not change the output
     shifted, last = maps
     assert (shifted.stage, shifted.block, shifted.shift, shifted.window) == (1, 1, 3, 7)
     assert shifted.grid_hw == (48, 16) and shifted.padded_hw == (49, 21) and shifted.pad == (1, 5)
     assert shifted.stride_px == 8 and last.stride_px == 32
     assert shifted.weights.shape == (2, 7 * 3, 2, 49, 49)
     assert last.grid_hw == (12, 4) and last.shift == 0 and last.weights.shape == (2, 2, 4, 49, 49)
-    torch.testing.assert_close(shifted.weights.sum(-1), torch.ones(2, 21, 2, 49))
+    for block in (shifted, last):  # real queries' rows are distributions, padding queries' rows are 0
+        real_queries = (block.token_grid_positions()[..., 0] >= 0).float()  # (nW, N)
+        expected = real_queries[None, :, None, :].expand_as(block.weights[..., 0])
+        torch.testing.assert_close(block.weights.sum(-1), expected)
     # every real grid cell appears exactly once among the window tokens
     positions = shifted.token_grid_positions().view(-1, 2)
     real = positions[positions[:, 0] >= 0]

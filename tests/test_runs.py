@@ -14,21 +14,6 @@ from lwtgpf.engine.extract import extract_features
 from lwtgpf.engine.trainer import Trainer
 from lwtgpf.runs import Reclusterer, RunState, cluster_summaries
 
-# what tests/conftest.py's tiny_config sets, for fixtures that live longer than one test
-TINY = {
-    "data.batch_size": 16, "data.iters_per_epoch": 4, "train.eval_every": 0, "eval.batch_size": 64,
-    "cluster.k1": 10, "cluster.k2": 3, "cluster.min_samples": 3,
-}
-
-
-@pytest.fixture(scope="module")
-def finished_run(synthetic_root, tmp_path_factory):
-    """A one-epoch run written by a real Trainer (evaluated at its last epoch), and that trainer."""
-    cfg = load_config("synthetic", {**TINY, "data.root": str(synthetic_root), "train.epochs": 1})
-    run_dir = tmp_path_factory.mktemp("workbench") / "run"
-    trainer = Trainer(cfg, run_dir=run_dir)
-    trainer.step()
-    return trainer, run_dir
 
 
 def test_live_state_follows_the_trainer_and_caches_per_epoch(tiny_config, tmp_path):

@@ -15,21 +15,8 @@ from lwtgpf.runs import RunState
 from lwtgpf.viz.workbench_figures import query_attention
 from widgets import AttentionWindows, ClusterExplorer, ProxyUMAP, PurityDashboard, RankList, Workbench
 
-TINY = {
-    "data.batch_size": 16, "data.iters_per_epoch": 4, "train.eval_every": 0, "eval.batch_size": 64,
-    "cluster.k1": 10, "cluster.k2": 3, "cluster.min_samples": 3,
-}
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 UMAP_EPOCHS = 30  # a small fit: the embedding only has to exist and be cached
-
-
-@pytest.fixture(scope="module")
-def finished_run(synthetic_root, tmp_path_factory):
-    cfg = load_config("synthetic", {**TINY, "data.root": str(synthetic_root), "train.epochs": 1})
-    run_dir = tmp_path_factory.mktemp("widgets") / "run"
-    trainer = Trainer(cfg, run_dir=run_dir)
-    trainer.step()
-    return trainer, run_dir
 
 
 @pytest.fixture(scope="module", params=["live", "folder"])
