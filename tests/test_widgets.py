@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import torch
 
-from lwtgpf.config import load_config
 from lwtgpf.engine.trainer import Trainer
 from lwtgpf.runs import RunState
 from lwtgpf.viz.workbench_figures import query_attention
