@@ -8,7 +8,7 @@ TORCH  ?= torch==2.14.1 torchvision==0.29.1
 EXTRAS ?= faiss,notebooks,dev
 RUN    ?= runs/demo
 
-.PHONY: venv demo test bench browser-test clean-venv
+.PHONY: venv demo test browser-test clean-venv
 
 venv: $(VENV)/.installed
 
