@@ -1,6 +1,7 @@
 """LewinViT: the hierarchical shifted-window transformer of SPEC section 2, in SOLIDER/mmseg semantics.
 
-Read top to bottom: window helpers -> the shifted-window mask -> window attention -> LeFF MLP ->
+Read top to bottom: window helpers -> the shifted-window mask -> the window gathers (pad + roll +
+partition as one index copy) -> window attention -> LeFF MLP ->
 attention capture -> block -> patch merging -> stage -> the network (patch embedding, camera embedding,
 stages) -> `capture_attention`.
 
@@ -18,6 +19,7 @@ Token maps travel as (B, H, W, C). Three details decide whether SOLIDER checkpoi
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -83,18 +85,13 @@ def window_partition(x: torch.Tensor, window: int) -> torch.Tensor:
     return x.permute(0, 1, 3, 2, 4, 5).reshape(B, -1, window * window, C)
 
 
-def window_reverse(windows: torch.Tensor, window: int, Hp: int, Wp: int) -> torch.Tensor:
-    """Inverse of `window_partition`: (B, nW, window * window, C) -> (B, Hp, Wp, C)."""
-    B, C = windows.shape[0], windows.shape[-1]
-    x = windows.view(B, Hp // window, Wp // window, window, window, C)
-    return x.permute(0, 1, 3, 2, 4, 5).reshape(B, Hp, Wp, C)
+def window_padded_size(H: int, W: int, window: int) -> tuple[int, int]:
+    """(Hp, Wp): H and W zero-padded bottom/right up to multiples of `window`."""
+    return H + (-H) % window, W + (-W) % window
 
 
-def window_padding(H: int, W: int, window: int) -> tuple[int, int]:
-    """(pad_bottom, pad_right) that make an H x W map a whole number of windows."""
-    return (-H) % window, (-W) % window
-
-
+@functools.lru_cache(maxsize=None)
+@torch.inference_mode(False)  # cached tensors must stay usable by autograd
 def shifted_window_mask(
     Hp: int, Wp: int, window: int, shift: int, device: torch.device | None = None
 ) -> torch.Tensor:
@@ -103,7 +100,7 @@ def shifted_window_mask(
     After rolling the map by -shift, the last window row/column wraps tokens from the opposite border;
     tokens may only attend to tokens of their own pre-roll region, else they get MASK_VALUE. The
     regions are the three bands [0, Hp - window), [Hp - window, Hp - shift), [Hp - shift, Hp) per axis,
-    built on the PADDED size (the mmseg/SOLIDER rule).
+    built on the PADDED size (the mmseg/SOLIDER rule). Cached per shape: treat the result as read-only.
     """
     def band(size: int) -> torch.Tensor:
         idx = torch.arange(size, device=device)
@@ -113,6 +110,22 @@ def shifted_window_mask(
     region_windows = window_partition(region[None, :, :, None], window)[0, ..., 0]  # (nW, N)
     different = region_windows[:, None, :] != region_windows[:, :, None]
     return different.float() * MASK_VALUE
+
+
+@functools.lru_cache(maxsize=None)
+@torch.inference_mode(False)  # cached tensors must stay usable by autograd
+def window_tokens(H: int, W: int, window: int, shift: int, device: torch.device | None = None) -> torch.Tensor:
+    """(nW, N) long: the grid index row * W + col of every window token of an H x W map; -1 marks padding.
+
+    Windows tile the map zero-padded to (Hp, Wp) and rolled by -shift, row-major: token n of window
+    (wr, wc) holds padded cell ((wr * window + n // window + shift) % Hp, (wc * window + n % window + shift) % Wp).
+    Cached per shape: treat the result as read-only.
+    """
+    Hp, Wp = window_padded_size(H, W, window)
+    rows = (torch.arange(Hp, device=device) + shift) % Hp
+    cols = (torch.arange(Wp, device=device) + shift) % Wp
+    index = torch.where((rows[:, None] < H) & (cols[None, :] < W), rows[:, None] * W + cols[None, :], -1)
+    return window_partition(index[None, :, :, None], window)[0, ..., 0]
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -126,6 +139,92 @@ def relative_position_index(window: int) -> torch.Tensor:
     return rel[0] * (2 * window - 1) + rel[1]
 
 
+@dataclass(frozen=True)
+class WindowGather:
+    """Index tensors that move the qkv rows of a (B, H, W) token map into windows and back.
+
+    Rows: qkv(x).view(B, H * W * 3 * heads, d), ordered (token, q/k/v, head). Slots: what the attention
+    matmuls read as contiguous tensors: q (nW, heads, Q), then k and v (nW, heads, N) each. Keys are all N
+    tokens of a window, padding included (SOLIDER semantics); queries are only the first Q of each window
+    in `query_pos` order, enough for its real tokens: outputs of padding queries are cropped anyway, and
+    on small grids (the last stage at 384x128: 28 real tokens of 49) this skips most of the attention.
+    Every row fills exactly one slot (windows partition the map); the other slots hold the padding.
+
+    num_windows, num_queries: nW and Q;
+    query_pos: (nW, Q) window positions of the queries: the real tokens in order, then padding positions;
+        None when Q = N (every position a query, in order);
+    slot_of_row: (H * W * 3 * heads,) the slot of every row;
+    row_of_slot: (num_slots,) the row every slot copies (padding slots: row 0, then overwritten);
+    pad_slots, pad_bias_rows: the padding slots and the row of qkv.bias.view(3 * heads, d) they hold;
+    out_slots: (H * W * heads,) the slot of every (token, head) in the (window, head, Q) attention output.
+    """
+
+    num_windows: int
+    num_queries: int
+    query_pos: torch.Tensor | None
+    slot_of_row: torch.Tensor
+    row_of_slot: torch.Tensor
+    pad_slots: torch.Tensor
+    pad_bias_rows: torch.Tensor
+    out_slots: torch.Tensor
+
+
+
+@functools.lru_cache(maxsize=None)
+@torch.inference_mode(False)  # cached tensors must stay usable by autograd
+def window_gather(H: int, W: int, window: int, shift: int, heads: int,
+                  device: torch.device | None = None) -> WindowGather:
+    """The WindowGather of an H x W map (cached per shape: read-only tensors)."""
+    tokens = window_tokens(H, W, window, shift, device)  # (nW, N)
+    nW, N = tokens.shape
+    num_queries = int((tokens >= 0).sum(1).max())
+    query_pos = None
+    if num_queries < N:  # real tokens first, in window order
+        query_pos = (tokens < 0).int().argsort(dim=1, stable=True)[:, :num_queries]
+    token = {"q": tokens if query_pos is None else tokens.gather(1, query_pos), "k": tokens, "v": tokens}
+    head = torch.arange(heads, device=device).view(1, heads, 1)
+    row_of_slot, pad_bias_rows = [], []
+    for part, name in enumerate("qkv"):
+        t = token[name].unsqueeze(1)  # (nW, 1, Q or N) -> slots (nW, heads, Q or N)
+        row_of_slot.append(((t.clamp(min=0) * 3 + part) * heads + head).reshape(-1))
+        pad_bias_rows.append((part * heads + head).expand(nW, heads, t.shape[-1]).reshape(-1))
+    row_of_slot, pad_bias_rows = torch.cat(row_of_slot), torch.cat(pad_bias_rows)
+    padding = torch.cat([(token[name].unsqueeze(1) < 0).expand(nW, heads, -1).reshape(-1) for name in "qkv"])
+    pad_slots = padding.nonzero().squeeze(1)
+    real_slots = (~padding).nonzero().squeeze(1)
+    slot_of_row = real_slots[row_of_slot[real_slots].argsort()]
+    out_slots = slot_of_row.view(H * W, 3, heads)[:, 0].reshape(-1)  # q slots come first: = output slots
+    return WindowGather(nW, num_queries, query_pos, slot_of_row, row_of_slot, pad_slots, pad_bias_rows[pad_slots],
+                        out_slots)
+
+
+class GatherWindows(torch.autograd.Function):
+    """rows (B, R, d), bias_rows (3 * heads, d) -> (B, num_slots, d) window slots (see WindowGather).
+
+    A custom backward because each row fills exactly one slot: the rows' gradient is a plain gather of the
+    slots' gradient (autograd's index_select backward would zero-fill and scatter-add), and the padding
+    slots' gradient goes to the bias.
+    """
+
+    @staticmethod
+    def forward(ctx, rows: torch.Tensor, bias_rows: torch.Tensor, gather: WindowGather) -> torch.Tensor:
+        slots = rows.index_select(1, gather.row_of_slot)
+        fill = bias_rows.index_select(0, gather.pad_bias_rows).to(slots.dtype)  # padding: qkv of a zero
+        slots.index_copy_(1, gather.pad_slots, fill.expand(slots.shape[0], -1, -1))
+        ctx.gather = gather
+        ctx.bias_rows_meta = (bias_rows.shape, bias_rows.dtype)
+        return slots
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, None]:
+        gather = ctx.gather
+        shape, dtype = ctx.bias_rows_meta
+        grad_rows = grad.index_select(1, gather.slot_of_row)
+        grad_pad = grad.index_select(1, gather.pad_slots).sum(0).to(dtype)
+        grad_bias = grad.new_zeros(shape, dtype=dtype).index_add_(0, gather.pad_bias_rows, grad_pad)
+        return grad_rows, grad_bias, None
+
+
 class WindowAttention(nn.Module):
     """(Shifted-)window multi-head self-attention with a learned relative position bias, on a (B, H, W, C) map.
 
@@ -134,6 +233,11 @@ class WindowAttention(nn.Module):
     zero token projects to qkv.bias, so qkv runs on the real tokens only and the padding is filled with the
     bias; proj is per token, so it runs after the crop. At 384x128 this skips about a fifth of Swin-S's
     FLOPs (stage 2 pads 24x8 to 28x14) with identical outputs.
+
+    Layout (what makes it fast on a CPU, where memory copies cost as much as the small matmuls): pad + roll +
+    partition + the q/k/v/head split are ONE gather (`WindowGather`) straight into contiguous q
+    (B, nW, heads, Q, d) and k, v (B, nW, heads, N, d), Q <= N the queries that are not cropped; the roll
+    back + crop + head merge is one index_select back to (B, H, W, C).
     """
 
     def __init__(self, dim: int, num_heads: int, window: int, shift: int):
@@ -156,47 +260,46 @@ class WindowAttention(nn.Module):
     def position_bias(self) -> torch.Tensor:
         """(heads, N, N)."""
         N = self.window * self.window
-        bias = self.relative_position_bias_table[self.relative_position_index.view(-1)]
+        # index_select, not [] indexing: its backward is an index_add, not a sorting index_put
+        bias = self.relative_position_bias_table.index_select(0, self.relative_position_index.view(-1))
         return bias.view(N, N, self.num_heads).permute(2, 0, 1)
-
-    def padded_qkv(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, H, W, C) -> (B, Hp, Wp, 3C): qkv of the real tokens, qkv.bias (= qkv of a zero) in the padding."""
-        B, H, W, _ = x.shape
-        qkv = self.qkv(x)
-        pad_b, pad_r = window_padding(H, W, self.window)
-        fill = self.qkv.bias.to(qkv.dtype)
-        if pad_r:
-            qkv = torch.cat([qkv, fill.expand(B, H, pad_r, -1)], dim=2)
-        if pad_b:
-            qkv = torch.cat([qkv, fill.expand(B, pad_b, W + pad_r, -1)], dim=1)
-        return qkv
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, H, W, C) -> (B, H, W, C)."""
         B, H, W, C = x.shape
-        qkv = self.padded_qkv(x)
-        Hp, Wp = qkv.shape[1:3]
-        mask = None
-        if self.shift:
-            qkv = torch.roll(qkv, shifts=(-self.shift, -self.shift), dims=(1, 2))
-            mask = shifted_window_mask(Hp, Wp, self.window, self.shift, device=x.device)  # (nW, N, N)
-        windows = window_partition(qkv, self.window)  # (B, nW, N, 3C)
-        nW, N = windows.shape[1:3]
-        q, k, v = windows.view(B, nW, N, 3, self.num_heads, -1).permute(3, 0, 1, 4, 2, 5)  # (B, nW, heads, N, d)
-        bias = self.position_bias()  # (heads, N, N), broadcast over batch and windows
-        if mask is not None:
-            bias = bias + mask.unsqueeze(1)  # (nW, heads, N, N)
-        bias = bias.to(q.dtype)
+        d, N = C // self.num_heads, self.window**2
+        gather = window_gather(H, W, self.window, self.shift, self.num_heads, x.device)
+        rows = self.qkv(x).view(B, -1, d)  # (B, H * W * 3 * heads, d), rows ordered (token, q/k/v, head)
+        slots = GatherWindows.apply(rows, self.qkv.bias.view(-1, d), gather)
+        nW, Q, heads = gather.num_windows, gather.num_queries, self.num_heads
+        q, k, v = slots.split([nW * heads * Q, nW * heads * N, nW * heads * N], dim=1)  # backward: one cat
+        q, k, v = q.view(B, nW, heads, Q, d), k.view(B, nW, heads, N, d), v.view(B, nW, heads, N, d)
+        attn = ((q * self.scale) @ k.transpose(-2, -1)).add_(self.attention_bias(H, W, gather).to(q.dtype))
+        attn = attn.softmax(dim=-1)  # (B, nW, heads, Q, N)
         if self.capture:
-            weights = ((q * self.scale) @ k.transpose(-2, -1) + bias).softmax(dim=-1)
-            self.captured = (weights.detach(), (H, W), (Hp, Wp))
-            out = weights @ v
-        else:
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=self.scale)
-        out = window_reverse(out.transpose(2, 3).reshape(B, nW, N, C), self.window, Hp, Wp)
+            weights = self.full_window_weights(attn.detach(), H, W, gather)
+            self.captured = (weights, (H, W), window_padded_size(H, W, self.window))
+        out = (attn @ v).view(B, -1, d)  # (B, nW * heads * Q, d)
+        return self.proj(out.index_select(1, gather.out_slots).view(B, H, W, C))
+
+    def attention_bias(self, H: int, W: int, gather: WindowGather) -> torch.Tensor:
+        """(1 or nW, heads, Q, N): relative position bias, plus the shifted-window mask, of the query rows."""
+        bias = self.position_bias().unsqueeze(0)  # (1, heads, N, N)
         if self.shift:
-            out = torch.roll(out, shifts=(self.shift, self.shift), dims=(1, 2))
-        return self.proj(out[:, :H, :W])
+            Hp, Wp = window_padded_size(H, W, self.window)
+            bias = bias + shifted_window_mask(Hp, Wp, self.window, self.shift, device=bias.device).unsqueeze(1)
+        if gather.query_pos is not None:
+            bias = torch.take_along_dim(bias, gather.query_pos[:, None, :, None], dim=2)
+        return bias
+
+    def full_window_weights(self, attn: torch.Tensor, H: int, W: int, gather: WindowGather) -> torch.Tensor:
+        """(B, nW, heads, Q, N) -> (B, nW, heads, N, N), the rows of padding queries 0 (they are cropped)."""
+        B, nW, heads, Q, N = attn.shape
+        if gather.query_pos is not None:
+            index = gather.query_pos[None, :, None, :, None].expand(B, nW, heads, Q, N)
+            attn = attn.new_zeros(B, nW, heads, N, N).scatter_(3, index, attn)
+        padding = window_tokens(H, W, self.window, self.shift, attn.device) < 0  # (nW, N)
+        return attn.masked_fill(padding[None, :, None, :, None], 0)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -239,7 +342,8 @@ class AttentionMap:
     """Attention weights of one block for one batch, with the geometry that maps keys back to pixels.
 
     weights: (B, nW, heads, N, N), windows row-major over the padded (and, if shift > 0, rolled) map;
-    query/key index n inside a window is (n // window, n % window).
+    query/key index n inside a window is (n // window, n % window). Rows of padding queries are 0 (their
+    outputs are cropped, so they are not computed); padding keys are real keys with their weights.
     A token at window (wr, wc), offset (r, c) sits at grid position
     ((wr * window + r + shift) % Hp, (wc * window + c + shift) % Wp); rows >= H or cols >= W are zero padding.
     Grid cell (row, col) covers image pixels [row * stride, (row + 1) * stride) x [col * stride, ...).
@@ -257,14 +361,10 @@ class AttentionMap:
 
     def token_grid_positions(self) -> torch.Tensor:
         """(nW, N, 2) long: (row, col) in the original grid of every window token; -1 marks padding."""
-        Hp, Wp = self.padded_hw
-        rows = (torch.arange(Hp) + self.shift) % Hp
-        cols = (torch.arange(Wp) + self.shift) % Wp
-        pos = torch.stack(torch.meshgrid(rows, cols, indexing="ij"), dim=-1)  # (Hp, Wp, 2) rolled map
-        pos = window_partition(pos[None], self.window)[0]  # (nW, N, 2)
         H, W = self.grid_hw
-        padding = (pos[..., 0] >= H) | (pos[..., 1] >= W)
-        return pos.masked_fill(padding[..., None], -1)
+        tokens = window_tokens(H, W, self.window, self.shift)
+        positions = torch.stack([tokens // W, tokens % W], dim=-1)
+        return positions.masked_fill(tokens[..., None] < 0, -1)
 
     def query_map(self, batch: int, row: int, col: int) -> torch.Tensor:
         """(heads, H, W): the attention of the query token at grid (row, col) over the original grid.
@@ -323,7 +423,8 @@ class PatchMerging(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, H, W, C) -> (B, ceil(H/2), ceil(W/2), 2C); odd sizes get a zero row/column bottom/right."""
         B, H, W, C = x.shape
-        x = F.pad(x, (0, 0, 0, W % 2, 0, H % 2))
+        if H % 2 or W % 2:  # (F.pad copies even when it pads nothing)
+            x = F.pad(x, (0, 0, 0, W % 2, 0, H % 2))
         H2, W2 = (H + 1) // 2, (W + 1) // 2
         x = x.view(B, H2, 2, W2, 2, C).permute(0, 1, 3, 5, 2, 4)  # (B, H2, W2, C, dy, dx)
         return self.reduction(self.norm(x.reshape(B, H2, W2, 4 * C)))
@@ -368,7 +469,8 @@ class PatchEmbed(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         H, W = images.shape[-2:]
-        images = F.pad(images, (0, (-W) % self.patch_size, 0, (-H) % self.patch_size))
+        if H % self.patch_size or W % self.patch_size:
+            images = F.pad(images, (0, (-W) % self.patch_size, 0, (-H) % self.patch_size))
         return self.norm(self.proj(images).permute(0, 2, 3, 1))
 
 
