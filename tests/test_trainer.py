@@ -68,6 +68,7 @@ def test_classifier_method_learns_identities_and_resumes_its_weights(tiny_config
     trainer = Trainer(cfg, run_dir=tmp_path / "run")
     first = trainer.step()
     assert trainer.memory is None  # no proxy memory: a learned classifier over the true identities
+    assert trainer.features is None  # so no per-epoch extraction either
     assert trainer.pseudo.proxies.num_proxies == len({r.pid for r in trainer.dataset.train})
     assert {"ce_global", "ce_parts"} <= set(first)
     trainer.step()

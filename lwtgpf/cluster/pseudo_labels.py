@@ -62,7 +62,7 @@ class PseudoLabels:
 
 
 def pseudo_label(
-    features: torch.Tensor | np.ndarray,
+    features: torch.Tensor | np.ndarray | None,
     camids: np.ndarray,
     cfg_cluster: ClusterConfig,
     num_cameras: int,
@@ -75,17 +75,20 @@ def pseudo_label(
 
     camids: (N,) 0-based camera of each crop. true_pids: (N,) optional, for the quality row only.
     camera_aware=False: one proxy per cluster (Cluster Contrast). given_labels: (N,) labels to use
-    instead of clustering (the supervised upper bound); the distance is then not computed.
+    instead of clustering (the supervised methods); the distance is then not computed and features may
+    be None.
     distance: the (N, N) Jaccard distance of these features at cfg_cluster's k1 / k2, computed before
     (the workbench re-clusters cached features with other eps / min_samples); kNN and Jaccard are skipped.
     """
-    x = features if isinstance(features, torch.Tensor) else torch.from_numpy(np.asarray(features))
-    x = x.detach()
     camids = np.asarray(camids)
-    if x.dim() != 2 or x.shape[0] != len(camids):
-        raise ValueError(f"features must be (N, D) with N = len(camids) = {len(camids)}, got {tuple(x.shape)}")
     timings: dict[str, float] = {}
     if given_labels is None:
+        if features is None:
+            raise ValueError("pseudo_label needs features unless given_labels are passed")
+        x = features if isinstance(features, torch.Tensor) else torch.from_numpy(np.asarray(features))
+        x = x.detach()
+        if x.dim() != 2 or x.shape[0] != len(camids):
+            raise ValueError(f"features must be (N, D) with N = len(camids) = {len(camids)}, got {tuple(x.shape)}")
         _check_normalised(x)
         if not cfg_cluster.eps < 1:
             raise ValueError(f"cluster.eps must be < 1 for the Jaccard distance (1 = nothing shared), got {cfg_cluster.eps}")

@@ -166,8 +166,11 @@ class Trainer:
         return self.features
 
     def cluster(self) -> PseudoLabels:
-        """Pseudo labels + camera-aware proxies (rank 0 clusters, the others receive its result)."""
-        if self.features is None:
+        """Pseudo labels + camera-aware proxies (rank 0 clusters, the others receive its result).
+
+        The classifier method trains on the true identities and keeps no memory: it needs no features.
+        """
+        if self.features is None and not self.method.classifier:
             self.extract_train_features()
         with self._timed("cluster"):
             camids = np.array([r.camid for r in self.dataset.train])
@@ -175,7 +178,8 @@ class Trainer:
             pseudo = None
             if self.dist.is_main:
                 pseudo = pseudo_label(
-                    self.features[:, 0], camids, self.cfg.cluster, self.dataset.num_cameras,
+                    None if self.features is None else self.features[:, 0], camids, self.cfg.cluster,
+                    self.dataset.num_cameras,
                     true_pids=pids, camera_aware=self.method.camera_aware,
                     given_labels=contiguous_labels(self.dataset.train)[0] if self.method.true_labels else None,
                 )
@@ -272,7 +276,6 @@ class Trainer:
         """One whole epoch of the recipe; appends and returns its log row."""
         self._phase_seconds = {}
         self.features = self.pseudo = self.memory = None
-        self.extract_train_features()
         self.cluster()
         if self.classifier is None:
             self.build_memory()
