@@ -126,15 +126,15 @@ def cmd_demo(args: argparse.Namespace) -> None:
     weights; here `synthetic_source` (other people, same kinds of camera) provides that starting point.
     """
     from lwtgpf.config import load_config
-    from lwtgpf.data.synthetic import generate_synthetic
+    from lwtgpf.data.synthetic import ensure_synthetic
     from lwtgpf.engine.trainer import Trainer
 
     source = load_config("synthetic_source", args.pretrain_overrides)
     from_scratch = load_config("synthetic", args.overrides)  # a bad --set fails before minutes of pretraining
-    for cfg in (source, from_scratch):
-        if not (Path(cfg.data.root) / cfg.data.dataset / "meta.json").exists():
-            print(f"generating the {cfg.data.dataset} benchmark in {cfg.data.root}/ ...")
-            generate_synthetic(cfg.data.root, preset=cfg.data.dataset, seed=0)
+    for cfg in (source, from_scratch):  # generated when missing or written by an older generator
+        done = ensure_synthetic(cfg.data.root, preset=cfg.data.dataset, seed=0)
+        if done != "kept":
+            print(f"{cfg.data.dataset} benchmark in {cfg.data.root}/: {done}")
     out = _fresh_folder(Path(args.out))
 
     print(f"1/2 supervised pretraining ({source.method}) on {source.data.dataset} -> {out / 'pretrain'}")
@@ -211,7 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
     verbs = parser.add_subparsers(dest="verb", required=True)
 
     p = verbs.add_parser("synth", help="generate a synthetic re-ID benchmark in the Market-1501 layout")
-    p.add_argument("--preset", default="synthetic", help="synthetic | synthetic_occluded | synthetic_large")
+    p.add_argument("--preset", default="synthetic",
+                   help="synthetic | synthetic_occluded | synthetic_source | synthetic_large")
     p.add_argument("--root", default="benchmarks", help="datasets folder; writes ROOT/PRESET/")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--overwrite", action="store_true", help="replace an existing folder")

@@ -235,7 +235,24 @@ class SyntheticDataset(MarketStyleDataset):
             ) from None
         if not isinstance(meta, dict):
             raise DatasetError(f"{path}: expected a JSON object, got {type(meta).__name__}")
+        self.check_generator_version(folder, meta)
         return meta
+
+    def check_generator_version(self, folder: Path, meta: dict) -> None:
+        """A folder our generator wrote must come from its current version: crops of another version are
+        another benchmark (other scenes, other people), and results on them would not compare. A
+        meta.json without a "generator" key is a hand-made folder in the same layout: read as it is."""
+        if "generator" not in meta:
+            return
+        from lwtgpf.data.synthetic import GENERATOR_VERSION  # here: the generator imports this module
+
+        found = meta.get("generator_version")
+        if found != GENERATOR_VERSION:
+            raise DatasetError(
+                f"{folder} was written by synthetic generator version {found}, this lwtgpf reads version "
+                f"{GENERATOR_VERSION}: regenerate it with `lwtgpf synth --preset {self.name} --overwrite"
+                f"{'' if self.root.name == 'benchmarks' else f' --root {self.root}'}`"
+            )
 
 
 @register_dataset("synthetic")
