@@ -51,6 +51,7 @@ from lwtgpf.data.synthetic import generate_synthetic  # noqa: E402
 from lwtgpf.engine.trainer import Trainer  # noqa: E402
 
 NEIGHBOURS = 10
+SUPERVISED_DONE: dict[tuple[str, int], float] = {}  # (preset, train.seed) -> final mAP of a supervised run
 
 
 def same_camera_share(features: torch.Tensor, camids: np.ndarray, k: int = NEIGHBOURS) -> float:
@@ -152,7 +153,8 @@ def calibrate(preset: str, weights: str, args: argparse.Namespace, out: Path) ->
     supervised = Trainer(training_config(preset, [*args.overrides, f"model.pretrained={weights}", "method=supervised",
                                                   *args.supervised_overrides]),
                          run_dir=out / preset / "supervised")
-    supervised.fit()
+    metrics = supervised.fit()
+    SUPERVISED_DONE[(preset, supervised.cfg.train.seed)] = metrics["mAP"]
     rows["supervised from pretrained"] = measure(supervised)
     rows["supervised from pretrained"]["minutes"] = (time.perf_counter() - started) / 60
     print(f"{preset}, supervised: {json.dumps(rows['supervised from pretrained'], default=float)}", flush=True)
@@ -174,6 +176,9 @@ def learning_check(preset: str, weights: str, seeds: list[int], args: argparse.N
     for seed in seeds:
         row = {"seed": seed}
         for method in ("lwtgpf", "supervised"):
+            if method == "supervised" and (preset, seed) in SUPERVISED_DONE and not args.supervised_overrides:
+                row["supervised_mAP"] = SUPERVISED_DONE[(preset, seed)]  # the calibration's run: same config
+                continue
             overrides = [*args.overrides, f"model.pretrained={weights}", f"method={method}", f"train.seed={seed}"]
             trainer = Trainer(training_config(preset, overrides), run_dir=out / preset / f"{method}-seed{seed}")
             if method == "lwtgpf":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -25,7 +26,8 @@ def _load(args: argparse.Namespace):
 def cmd_synth(args: argparse.Namespace) -> None:
     from lwtgpf.data.synthetic import generate_synthetic
 
-    folder = generate_synthetic(args.root, preset=args.preset, seed=args.seed, overwrite=args.overwrite)
+    folder = generate_synthetic(args.root, preset=args.preset, seed=args.seed, overwrite=args.overwrite,
+                                workers=args.workers)
     print(f"wrote {folder}")
     if args.figure:
         from lwtgpf.viz.dataset_figures import save_synthetic_overview
@@ -132,7 +134,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
     source = load_config("synthetic_source", args.pretrain_overrides)
     from_scratch = load_config("synthetic", args.overrides)  # a bad --set fails before minutes of pretraining
     for cfg in (source, from_scratch):  # generated when missing or written by an older generator
-        done = ensure_synthetic(cfg.data.root, preset=cfg.data.dataset, seed=0)
+        done = ensure_synthetic(cfg.data.root, preset=cfg.data.dataset, seed=0, workers=os.cpu_count() or 1)
         if done != "kept":
             print(f"{cfg.data.dataset} benchmark in {cfg.data.root}/: {done}")
     out = _fresh_folder(Path(args.out))
@@ -216,6 +218,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--root", default="benchmarks", help="datasets folder; writes ROOT/PRESET/")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--overwrite", action="store_true", help="replace an existing folder")
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                   help="processes that draw crops (same files whatever the number; default: all CPUs)")
     p.add_argument("--figure", default="", help="also save an overview PNG here")
     p.set_defaults(func=cmd_synth)
 

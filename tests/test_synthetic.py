@@ -47,8 +47,9 @@ def _files(folder):
     return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-def test_same_seed_writes_identical_bytes_and_another_seed_does_not(tiny_root, tmp_path):
-    again = generate_synthetic(tmp_path / "again", "synthetic", seed=0, **TINY)
+def test_same_seed_writes_identical_bytes_and_another_seed_does_not(tiny_root, tmp_path, monkeypatch):
+    monkeypatch.setattr("lwtgpf.data.synthetic.writer.MIN_SHOTS_PER_WORKER", 1)
+    again = generate_synthetic(tmp_path / "again", "synthetic", seed=0, workers=2, **TINY)  # in two processes
     other = generate_synthetic(tmp_path / "other", "synthetic", seed=1, **TINY)
     first = _files(tiny_root / "synthetic")
     assert _files(again) == first
@@ -71,7 +72,7 @@ def test_market_layout_meta_and_loader(tiny_root):
     assert meta["num_cameras"] == 4 and meta["preset"] == "synthetic" and meta["seed"] == 0
     assert meta["generator_version"] == GENERATOR_VERSION
     assert (meta["height"], meta["width"]) == (128, 64)
-    assert len(meta["backgrounds"]) == 4 and all(len(b) == 3 for b in meta["backgrounds"])
+    assert len(meta["backgrounds"]) == 4 and all(len(b) == 4 for b in meta["backgrounds"])
     for split in SPLITS:
         names = [p.name for p in (folder / split).iterdir()]
         assert names and all(MARKET_NAME.fullmatch(n) for n in names), names[:3]
@@ -129,12 +130,12 @@ def test_scenes_vary_inside_a_camera_and_are_shared_between_cameras():
     cameras = build_cameras(preset, seed=0)
     scene_cameras = defaultdict(set)
     for camid, look in enumerate(cameras):
-        scenes = [bg.scene for bg in look.backgrounds]
-        assert len(scenes) == preset.backgrounds_per_camera == len(set(scenes)) >= 3
-        for scene in scenes:
-            scene_cameras[scene].add(camid)
-    assert set(scene_cameras) == set(SCENE_TYPES)  # 6 cameras x 3 backgrounds use all 8 types ...
-    assert all(len(cams) >= 2 for cams in scene_cameras.values())  # ... each filmed by several cameras
+        places = look.backgrounds
+        assert len(places) == preset.backgrounds_per_camera == len({p.scene for p in places}) >= 3
+        for place in places:
+            scene_cameras[place].add(camid)
+    assert {p.scene for p in scene_cameras} == set(SCENE_TYPES)  # 6 cameras x 4 places: all 8 places ...
+    assert all(len(cams) >= 3 for cams in scene_cameras.values())  # ... each filmed by several cameras
 
     shots = [s for s in plan_dataset(preset, seed=0) if s.pid > 0]
     for camid in range(preset.num_cameras):

@@ -242,7 +242,7 @@ def _paint_garment(canvas: Image.Image, mask: Image.Image, base: RGB, accent: RG
     if box is None:
         return
     if pattern in ("plain", "logo"):  # the logo is drawn on top afterwards
-        canvas.paste(base + (255,) if canvas.mode == "RGBA" else base, mask=mask)
+        canvas.paste(base + (255,) if canvas.mode == "RGBA" else base, box, mask=mask.crop(box))
         return
     x0, y0, x1, y1 = box
     yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
@@ -259,10 +259,16 @@ def _paint_garment(canvas: Image.Image, mask: Image.Image, base: RGB, accent: RG
 
 
 def draw_shadow(canvas: Image.Image, body: BodyFrame) -> None:
-    mask = Image.new("L", canvas.size, 0)
+    """A soft dark ellipse on the ground under the feet (drawn in its own small box)."""
     w, h = 0.17 * body.unit, 0.022 * body.unit
-    ImageDraw.Draw(mask).ellipse((body.cx - w, body.ground - h, body.cx + w, body.ground + h), fill=90)
-    canvas.paste((0, 0, 0), mask=mask)
+    x0, y0 = math.floor(body.cx - w), math.floor(body.ground - h)
+    x1, y1 = math.ceil(body.cx + w) + 1, math.ceil(body.ground + h) + 1
+    if x1 <= 0 or y1 <= 0 or x0 >= canvas.width or y0 >= canvas.height:
+        return
+    mask = Image.new("L", (x1 - x0, y1 - y0), 0)
+    ImageDraw.Draw(mask).ellipse((body.cx - w - x0, body.ground - h - y0, body.cx + w - x0, body.ground + h - y0),
+                                 fill=90)
+    canvas.paste((0, 0, 0), (x0, y0, x1, y1), mask=mask)
 
 
 def person_layer(size: tuple[int, int], person: Identity, pose: Pose, body: BodyFrame,
@@ -282,7 +288,10 @@ def person_layer(size: tuple[int, int], person: Identity, pose: Pose, body: Body
 
 def paste_person(canvas: Image.Image, person: Identity, pose: Pose, body: BodyFrame, light: float) -> None:
     layer = person_layer(canvas.size, person, pose, body, light)
-    canvas.paste(layer, mask=layer)
+    box = layer.getbbox()
+    if box is not None:
+        part = layer.crop(box)
+        canvas.paste(part, box, mask=part)
 
 
 def _limb_positions(person: Identity, pose: Pose, body: BodyFrame) -> tuple[list, list]:

@@ -31,7 +31,7 @@ class SyntheticPreset:
     num_distractors: int = 40  # pid 0 crops of people seen nowhere else, gallery only
     height: int = 128  # crop height in pixels
     width: int = 64  # crop width in pixels
-    backgrounds_per_camera: int = 3  # places each camera films, of different scene types (8 types in all)
+    backgrounds_per_camera: int = 4  # places each camera films, of the 8 (one per scene type), each shared
     camera_shift: float = 1.0  # strength of the cameras' appearance shifts: 1 = the designed looks, 0 = none
     bystander_prob: float = 0.3  # chance that someone further away walks behind the person
     neighbour_prob: float = 0.25  # chance that another pedestrian is cut by the box's left or right edge

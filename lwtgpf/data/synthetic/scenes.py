@@ -10,8 +10,9 @@ generator did). So here:
 
 - a **scene type** (street, shops, park, corridor, plaza, parking, office, open square) has a few
   colour variants and draws a wide strip: a wall or far view above the floor line, a floor below;
-- every camera films `backgrounds_per_camera` backgrounds of different types, handed out so that every
-  type is filmed by several cameras (`camera_backgrounds`);
+- there is one place of each type (a colour variant and a layout); every camera films
+  `backgrounds_per_camera` of them, handed out so that every place is filmed by several cameras
+  (`camera_backgrounds`): the place behind a person no more tells the camera than the person;
 - a crop sees a window of its background: where along the strip (the person walks past), how high the
   floor line sits (camera tilt and person distance: the horizon varies from about the middle of the
   crop to near its feet) and how wide (zoom) - the `Framing` of a tracklet, drifting a little from
@@ -40,11 +41,14 @@ STRIP_WIDTH = 5.0  # crop widths
 STRIP_HEIGHT = 1.9  # crop heights
 STRIP_HORIZON = 1.1  # the floor line's height in the strip, in crop heights from the top
 
-# Framing of a tracklet (drawn once per person and camera) and its drift per crop.
+# Framing of a tracklet (drawn once per person and camera) and its drift from crop to crop. Crops of a
+# tracklet are 0.2-1 s apart: a pedestrian walks 0.3-1.5 m meanwhile, a good part of a surveillance
+# camera's field of view, so the scene behind them changes a lot while the camera stays the same.
 HORIZON_RANGE = (0.42, 0.85)  # floor line, fraction of the crop height from its top
 ZOOM_RANGE = (0.85, 1.2)  # window size / crop size: > 1 shows more of the scene, smaller
-HORIZON_DRIFT = 0.02  # std of the per-crop change of the horizon (fraction of the crop height)
-WALK_DRIFT = 0.03  # std of the per-crop slide along the strip (fraction of the strip's free length)
+WALK_DRIFT = 0.2  # std of the per-crop slide along the strip, fraction of its free length (~4 crop widths)
+HORIZON_DRIFT = 0.05  # std of the per-crop change of the horizon (fraction of the crop height)
+ZOOM_DRIFT = 0.04  # std of the per-crop change of the zoom
 
 
 @dataclass(frozen=True)
@@ -118,21 +122,20 @@ class Framing:
 
 
 def camera_backgrounds(num_cameras: int, per_camera: int, rng: np.random.Generator) -> list[tuple[Background, ...]]:
-    """`per_camera` backgrounds of different scene types for each camera, the types dealt round-robin
-    from a shuffled list so that every type is filmed by about `num_cameras * per_camera / 8` cameras
-    (several, at the default sizes) and no camera owns a type."""
+    """The places each camera films: one place per scene type (a random colour variant and layout),
+    `per_camera` of them per camera, dealt round-robin from a shuffled list so that every place is
+    filmed by about `num_cameras * per_camera / 8` cameras (3 at the default 6 x 4) and no camera owns one.
+
+    Sharing places, not only scene types, is the point: a place seen by one camera only would tell
+    the camera as surely as a fixed scene does, and the first pseudo labels would group the people who
+    walked past it."""
     names = list(SCENE_TYPES)
     if not 1 <= per_camera <= len(names):
         raise ValueError(f"backgrounds per camera must be in 1..{len(names)}, got {per_camera}")
-    order = [names[i] for i in rng.permutation(len(names))]
-    cameras = []
-    for cam in range(num_cameras):
-        scenes = [order[(cam * per_camera + j) % len(order)] for j in range(per_camera)]
-        cameras.append(tuple(
-            Background(scene, int(rng.integers(len(SCENE_TYPES[scene].variants))), int(rng.integers(2**31)))
-            for scene in scenes
-        ))
-    return cameras
+    places = [Background(name, int(rng.integers(len(SCENE_TYPES[name].variants))), int(rng.integers(2**31)))
+              for name in names]
+    order = [places[i] for i in rng.permutation(len(places))]
+    return [tuple(order[(cam * per_camera + j) % len(order)] for j in range(per_camera)) for cam in range(num_cameras)]
 
 
 def random_framing(rng: np.random.Generator, num_backgrounds: int) -> Framing:
@@ -149,9 +152,17 @@ def drift_framing(framing: Framing, rng: np.random.Generator) -> Framing:
     """The next crop of a tracklet: the person walked on, the box moved a little."""
     return dataclasses.replace(
         framing,
-        along=float(np.clip(framing.along + rng.normal(0, WALK_DRIFT), 0.0, 1.0)),
-        horizon=float(np.clip(framing.horizon + rng.normal(0, HORIZON_DRIFT), *HORIZON_RANGE)),
+        along=_reflect(framing.along + rng.normal(0, WALK_DRIFT), 0.0, 1.0),
+        horizon=_reflect(framing.horizon + rng.normal(0, HORIZON_DRIFT), *HORIZON_RANGE),
+        zoom=_reflect(framing.zoom + rng.normal(0, ZOOM_DRIFT), *ZOOM_RANGE),
     )
+
+
+def _reflect(value: float, low: float, high: float) -> float:
+    """`value` folded back into [low, high] at its ends (a random walk that does not stick to a wall)."""
+    span = high - low
+    folded = (float(value) - low) % (2 * span)
+    return low + (2 * span - folded if folded > span else folded)
 
 
 def scene_canvas(background: Background, framing: Framing, height: int, width: int) -> Image.Image:

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import multiprocessing
 import shutil
+import sys
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +45,7 @@ GENERATOR_VERSION = 2
 GENERATOR_NAME = "lwtgpf.data.synthetic"
 SUPERSAMPLE = 2  # crops are drawn at 2x their size and box-filtered down: anti-aliased edges
 TURN_PROB = 0.15  # chance that a crop of a tracklet shows the person turned to another view
+MIN_SHOTS_PER_WORKER = 200  # below this a worker process costs more than it saves
 
 
 @dataclass(frozen=True)
@@ -176,11 +180,12 @@ def crop_filename(pid: int, camid: int, frame: int) -> str:
 
 def generate_synthetic(
     root: str | Path, preset: str | SyntheticPreset = "synthetic", seed: int = 0, overwrite: bool = False,
-    **overrides: Any,
+    workers: int = 1, **overrides: Any,
 ) -> Path:
     """Draw and write the benchmark to `<root>/<preset name>/`; returns that folder.
 
-    `overrides` replace preset fields (`num_train_ids=12, num_cameras=3`, ...). An existing non-empty
+    `overrides` replace preset fields (`num_train_ids=12, num_cameras=3`, ...). `workers` > 1 draws in
+    that many processes (the files are the same bytes whatever the number). An existing non-empty
     folder is kept unless `overwrite=True`, and even then only a folder this generator wrote (it has
     our meta.json) is replaced. Files are first written to a sibling `.partial` folder, so an
     interrupted run never leaves a half dataset under the real name.
@@ -208,18 +213,17 @@ def generate_synthetic(
 
     seed += spec.seed_offset
     looks = build_cameras(spec, seed)
-    counts = {split: 0 for split in SPLIT_FOLDERS}
-    for shot in plan_dataset(spec, seed):
-        occlusion = None
-        occlusion_rng = streams.rng(seed, streams.OCCLUSION, *shot.key)
-        if occlusion_rng.random() < spec.occlusion_prob(shot.split):
-            occlusion = random_occlusion(occlusion_rng, spec.occlusion_area)
-        image = render_crop(shot.identity, looks[shot.camid], shot.pose, streams.rng(seed, streams.CROP, *shot.key),
-                            size=(spec.height, spec.width), occlusion=occlusion, framing=shot.framing,
-                            bystander_prob=spec.bystander_prob, neighbour_prob=spec.neighbour_prob)
-        path = partial / SPLIT_FOLDERS[shot.split] / crop_filename(shot.pid, shot.camid, shot.frame)
-        image.save(path, format="JPEG", quality=looks[shot.camid].jpeg_quality)
-        counts[shot.split] += 1
+    shots = plan_dataset(spec, seed)
+    workers = max(1, min(int(workers), len(shots) // MIN_SHOTS_PER_WORKER))
+    if workers == 1:
+        _write_shots(shots, spec, seed, looks, partial)
+    else:  # every file depends only on its shot: the bytes do not depend on the number of workers
+        chunks = [shots[i::workers] for i in range(workers)]
+        context = multiprocessing.get_context("spawn" if sys.platform == "darwin" else "fork")
+        with ProcessPoolExecutor(workers, mp_context=context) as pool:
+            list(pool.map(_write_shots, chunks, [spec] * workers, [seed] * workers, [looks] * workers,
+                          [partial] * workers))
+    counts = {split: sum(shot.split == split for shot in shots) for split in SPLIT_FOLDERS}
 
     meta = {
         "generator": GENERATOR_NAME,
@@ -244,7 +248,22 @@ def generate_synthetic(
     return folder
 
 
-def ensure_synthetic(root: str | Path, preset: str = "synthetic", seed: int = 0, **overrides: Any) -> str:
+def _write_shots(shots: list[Shot], spec: SyntheticPreset, seed: int, looks: list[CameraLook], folder: Path) -> None:
+    """Draw and write these crops into `folder` (one worker's share)."""
+    for shot in shots:
+        occlusion = None
+        occlusion_rng = streams.rng(seed, streams.OCCLUSION, *shot.key)
+        if occlusion_rng.random() < spec.occlusion_prob(shot.split):
+            occlusion = random_occlusion(occlusion_rng, spec.occlusion_area)
+        image = render_crop(shot.identity, looks[shot.camid], shot.pose, streams.rng(seed, streams.CROP, *shot.key),
+                            size=(spec.height, spec.width), occlusion=occlusion, framing=shot.framing,
+                            bystander_prob=spec.bystander_prob, neighbour_prob=spec.neighbour_prob)
+        path = folder / SPLIT_FOLDERS[shot.split] / crop_filename(shot.pid, shot.camid, shot.frame)
+        image.save(path, format="JPEG", quality=looks[shot.camid].jpeg_quality)
+
+
+def ensure_synthetic(root: str | Path, preset: str = "synthetic", seed: int = 0, workers: int = 1,
+                     **overrides: Any) -> str:
     """Generate `<root>/<preset>/` (`seed`, preset `overrides`) unless a folder of the current generator
     version is there.
 
@@ -254,14 +273,14 @@ def ensure_synthetic(root: str | Path, preset: str = "synthetic", seed: int = 0,
     folder = Path(root) / resolve_preset(preset).name
     meta_path = folder / "meta.json"
     if not meta_path.exists():
-        generate_synthetic(root, preset, seed=seed, **overrides)
+        generate_synthetic(root, preset, seed=seed, workers=workers, **overrides)
         return "generated"
     try:
         meta = json.loads(meta_path.read_text())
     except ValueError:
         return "kept"  # the loader names what is wrong with it
     if isinstance(meta, dict) and "generator" in meta and meta.get("generator_version") != GENERATOR_VERSION:
-        generate_synthetic(root, preset, seed=seed, overwrite=True, **overrides)
+        generate_synthetic(root, preset, seed=seed, overwrite=True, workers=workers, **overrides)
         return f"regenerated (it was from generator version {meta.get('generator_version')})"
     return "kept"
 
