@@ -1,5 +1,9 @@
 """`lwtgpf ...`: thin command-line verbs over the library. Every verb takes the same config system:
-`--config NAME_OR_YAML` plus repeated `--set section.key=value`."""
+`--config NAME_OR_YAML` plus repeated `--set section.key=value`.
+
+Exit codes: 0 done; 2 a user mistake or an environment fault, printed as one line naming the file or
+key (`--debug` shows the traceback); 130 interrupted. Any other failure is a bug and shows its traceback.
+"""
 from __future__ import annotations
 
 import argparse
@@ -8,18 +12,13 @@ import sys
 from pathlib import Path
 
 
-def _add_config_args(parser: argparse.ArgumentParser, default: str = "synthetic") -> None:
-    parser.add_argument("--config", default=default, help="preset name (lwtgpf/configs/) or YAML file")
+def _add_config_args(parser: argparse.ArgumentParser, default: str | None = "synthetic") -> None:
+    parser.add_argument("--config", default=default,
+                        help="preset name (lwtgpf/configs/) or YAML file" + (f" (default: {default})" if default else ""))
     parser.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
         help="override a config value, e.g. --set train.epochs=10 (repeatable)",
     )
-
-
-def _load(args: argparse.Namespace):
-    from lwtgpf.config import load_config
-
-    return load_config(args.config, args.overrides)
 
 
 def cmd_synth(args: argparse.Namespace) -> None:
@@ -40,27 +39,29 @@ def cmd_stats(args: argparse.Namespace) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from lwtgpf.config import load_config
-    from lwtgpf.engine.trainer import Trainer
+    """A new run in --out, or (--resume) the run in --out continued with its own config.
 
-    if args.resume:  # a resumed run continues with the config it was started with
-        if args.overrides:
-            raise ValueError("--resume continues the run with its saved config.yaml; --set is not allowed")
-        cfg = load_config(Path(args.out) / "config.yaml")
+    On --resume only a moved dataset and how data is read may change (`--set data.root=...`, see
+    RESUME_SETTABLE); any other difference, a different --config included, is refused by name.
+    """
+    from lwtgpf.config import load_config, override
+    from lwtgpf.engine.trainer import Trainer
+    from lwtgpf.run_folder import RunFolder
+
+    if args.resume:
+        run = RunFolder(args.out)
+        cfg = load_config(args.config, args.overrides) if args.config else override(run.read_config(), args.overrides)
     else:
-        cfg = _load(args)
+        cfg = load_config(args.config or "synthetic", args.overrides)
     metrics = Trainer(cfg, run_dir=args.out, resume=args.resume).fit()
     print(json.dumps(metrics))
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
-    from lwtgpf.data import build_dataset
     from lwtgpf.engine.evaluate import evaluate_model
     from lwtgpf.evaluation import format_results
 
-    cfg = _load(args)
-    dataset = build_dataset(cfg.data.dataset, cfg.data.root)
-    model = _model_with_weights(cfg, dataset.num_cameras, args.checkpoint)
+    cfg, dataset, model = _config_dataset_model(args)
     results = evaluate_model(model, dataset, cfg, _device_of(model), return_topk=args.topk if args.ranked_csv else 0)
     print(format_results(results))
     if args.ranked_csv:
@@ -69,54 +70,46 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 
 def cmd_extract(args: argparse.Namespace) -> None:
-    import torch
+    from lwtgpf.data import build_test_transform
+    from lwtgpf.engine.extract import extract_features, save_feature_file
 
-    from lwtgpf.data import build_dataset, build_test_transform
-    from lwtgpf.engine.extract import extract_features
-
-    cfg = _load(args)
-    dataset = build_dataset(cfg.data.dataset, cfg.data.root)
-    model = _model_with_weights(cfg, dataset.num_cameras, args.checkpoint)
+    out = _output_file(args.out, ".pt", "--out")
+    cfg, dataset, model = _config_dataset_model(args)
     records = dataset.split(args.split)
     feats = extract_features(
         model, records, build_test_transform(cfg.data), kind=args.kind, batch_size=cfg.eval.batch_size,
         workers=cfg.data.workers, device=_device_of(model),
     )
-    torch.save(
-        {
-            "features": feats,
-            "pids": torch.tensor([r.pid for r in records]),
-            "camids": torch.tensor([r.camid for r in records]),
-            "paths": [r.path for r in records],
-            "num_cameras": dataset.num_cameras,
-        },
-        args.out,
-    )
-    print(f"wrote {args.out}: {tuple(feats.shape)} features of {args.split}")
+    save_feature_file(out, feats, records, dataset.num_cameras)
+    print(f"wrote {out}: {tuple(feats.shape)} features of {args.split}")
 
 
 def cmd_cluster(args: argparse.Namespace) -> None:
-    import torch
-
     from lwtgpf.cluster import pseudo_label
+    from lwtgpf.config import load_config
+    from lwtgpf.engine.extract import load_feature_file
+    from lwtgpf.methods import METHODS
 
-    cfg = _load(args)
-    saved = torch.load(args.features, map_location="cpu", weights_only=True)
+    cfg = load_config(args.config, args.overrides)
+    out = _output_file(args.out, ".csv", "--out") if args.out else None
+    saved = load_feature_file(args.features)
     feats = saved["features"]
     feats = feats[:, 0] if feats.dim() == 3 else feats  # clustering uses the global feature
     result = pseudo_label(
         feats, saved["camids"].numpy(), cfg.cluster, int(saved["num_cameras"]), true_pids=saved["pids"].numpy(),
-        camera_aware=cfg.method != "cluster_contrast",
+        camera_aware=METHODS[cfg.method].camera_aware,
     )
     print(json.dumps(result.log_row(), indent=1, default=float))
-    if args.out:
+    if out:
         import pandas as pd
 
-        pd.DataFrame({
+        from lwtgpf.fileio import write_text_atomic
+
+        write_text_atomic(out, pd.DataFrame({
             "path": saved["paths"], "pid": saved["pids"].numpy(), "camid": saved["camids"].numpy(),
             "label": result.labels, "proxy": result.proxies.proxy_of_sample,
-        }).to_csv(args.out, index=False)
-        print(f"wrote {args.out}")
+        }).to_csv(index=False))
+        print(f"wrote {out}")
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
@@ -165,17 +158,51 @@ def cmd_notebook(args: argparse.Namespace) -> None:
     print(f"wrote {run_notebook(path, values, out)} (figures and outputs in {out})")
 
 
-def _model_with_weights(cfg, num_cameras: int, checkpoint: str):
-    """The config's model on its device, with a training checkpoint's weights when one is given."""
-    from lwtgpf.engine.checkpoint import load_checkpoint
+def _config_dataset_model(args: argparse.Namespace):
+    """(config, dataset, model in eval mode on its device) for evaluate / extract.
+
+    With --checkpoint (a run folder or a checkpoint file) the config is the run's own, or --config's
+    when given (e.g. another dataset: direct transfer); either way the checkpoint's model and input
+    settings are used (a note says which differ) and the run's `model.pretrained` file is not read.
+    Without it: the config's model, with its `model.pretrained` weights if any.
+    """
+    from lwtgpf.config import load_config, override
+    from lwtgpf.data import build_dataset
     from lwtgpf.engine.trainer import pick_device
     from lwtgpf.models import build_model
+    from lwtgpf.run_folder import RunFolder, checkpoint_config, config_for_checkpoint, load_checkpoint_model
 
-    device = pick_device(cfg.train.device)
-    model = build_model(cfg, num_cameras).to(device)
-    if checkpoint:
-        model.load_state_dict(load_checkpoint(checkpoint, map_location=device)["model"])
-    return model.eval()
+    if not args.checkpoint:
+        cfg = load_config(args.config or "synthetic", args.overrides)
+        dataset = build_dataset(cfg.data.dataset, cfg.data.root)
+        device = pick_device(cfg.train.device)
+        return cfg, dataset, build_model(cfg, dataset.num_cameras).to(device).eval()
+    path = Path(args.checkpoint)
+    checkpoint = RunFolder.of(path).checkpoint if path.is_dir() else path
+    trained = checkpoint_config(checkpoint) if checkpoint.is_file() else None
+    if trained is None:
+        raise FileNotFoundError(2, "no such checkpoint file or run folder", str(path))
+    cfg = load_config(args.config, args.overrides) if args.config else override(trained, args.overrides)
+    cfg, notes = config_for_checkpoint(cfg, trained)
+    for note in notes:
+        print(f"note: {note}")
+    dataset = build_dataset(cfg.data.dataset, cfg.data.root)
+    model = load_checkpoint_model(checkpoint, cfg, dataset.num_cameras, pick_device(cfg.train.device))
+    return cfg, dataset, model
+
+
+def _output_file(path: str, suffix: str, option: str) -> Path:
+    """Check an output file before any work: the right suffix, not a folder, its folder exists."""
+    out = Path(path).expanduser()
+    if out.is_dir():
+        raise FileExistsError(21, f"{option} must be a {suffix} file, not a folder", str(out))
+    if out.suffix != suffix:
+        from lwtgpf.errors import UserError
+
+        raise UserError(f"{option} {out}: expected a {suffix} file name")
+    if not out.parent.is_dir():
+        raise FileNotFoundError(2, f"the folder of {option} does not exist", str(out.parent))
+    return out
 
 
 def _device_of(model):
@@ -208,6 +235,7 @@ def _fresh_folder(path: Path) -> Path:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lwtgpf", description=__doc__)
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     verbs = parser.add_subparsers(dest="verb", required=True)
 
     p = verbs.add_parser("synth", help="generate a synthetic re-ID benchmark in the Market-1501 layout")
@@ -227,21 +255,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_demo)
 
     p = verbs.add_parser("train", help="train a method; writes a run folder")
-    _add_config_args(p)
+    _add_config_args(p, default=None)
     p.add_argument("--out", required=True, help="run folder (must be new, unless --resume)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its last checkpoint, with its own config (--set data.root=... "
+                        "points to a moved dataset)")
     p.set_defaults(func=cmd_train)
 
     p = verbs.add_parser("evaluate", help="mAP, R1/5/10, mINP of a checkpoint on a dataset")
-    _add_config_args(p)
-    p.add_argument("--checkpoint", default="", help="a training checkpoint (empty: the untrained model)")
+    _add_config_args(p, default=None)
+    p.add_argument("--checkpoint", default="",
+                   help="a run folder or its checkpoint file; its own config unless --config is given "
+                        "(empty: the config's untrained or pretrained model)")
     p.add_argument("--ranked-csv", default="", help="write each query's top-k gallery here")
     p.add_argument("--topk", type=int, default=10)
     p.set_defaults(func=cmd_evaluate)
 
     p = verbs.add_parser("extract", help="save features, pids, cameras and paths of one split")
-    _add_config_args(p)
-    p.add_argument("--checkpoint", default="")
+    _add_config_args(p, default=None)
+    p.add_argument("--checkpoint", default="", help="a run folder or its checkpoint file (as for evaluate)")
     p.add_argument("--split", default="train", choices=["train", "query", "gallery"])
     p.add_argument("--kind", default="all", choices=["all", "test"], help="all neck outputs, or the test feature")
     p.add_argument("--out", required=True, help="a .pt file")
@@ -269,14 +301,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one verb. Exit codes: 0 done, 2 a user mistake or an environment fault (one line on stderr,
+    no traceback; --debug shows it), 130 interrupted; anything else is a bug and shows its traceback."""
     args = build_parser().parse_args(argv)
-    from lwtgpf.engine.checkpoint import CheckpointError
+    from lwtgpf.errors import EXIT_INTERRUPTED, EXIT_USER_ERROR, UserError, user_message
 
     try:
         args.func(args)
-    except (ValueError, OSError, CheckpointError) as err:  # config, dataset, checkpoint errors name their cause
-        print(f"lwtgpf {args.verb}: error: {err}", file=sys.stderr)
-        return 2
+    except (UserError, OSError) as err:
+        if args.debug:
+            raise
+        print(f"lwtgpf {args.verb}: error: {user_message(err)}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print(f"lwtgpf {args.verb}: interrupted (a run resumes from its last checkpoint with --resume)", file=sys.stderr)
+        return EXIT_INTERRUPTED
     return 0
 
 

@@ -32,13 +32,14 @@ from typing import Any, Iterable, Mapping
 import yaml
 
 from lwtgpf.config import ConfigError, load_config
+from lwtgpf.errors import UserError
 
 NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 RUN_DIR_PARAMETER = "run_dir"  # every notebook writes its outputs (figures, executed copy) here
 _TAG = re.compile(r"#\s*(?:\[(?P<tag>[\w.]+)\])?\s*(?P<help>.*)$")
 
 
-class NotebookError(ValueError):
+class NotebookError(UserError):
     """A notebook that does not exist, a malformed parameters cell, or a bad parameter (named)."""
 
 
@@ -107,7 +108,7 @@ def notebook_parameters(notebook: str | Path) -> dict[str, NotebookParameter]:
     for node in body:
         param = _parameter_of(node, source.splitlines(), path)
         try:  # a config tag must be a real config key, and the default must fit it
-            load_config(None, param.config_overrides(param.default))
+            load_config(None, param.config_overrides(param.default), validate=False)
         except (ConfigError, TypeError) as err:
             raise NotebookError(f"{path}: parameter {param.name!r}: {err}") from err
         params[param.name] = param
@@ -151,21 +152,20 @@ def check_parameters(notebook: str | Path, values: Mapping[str, Any]) -> dict[st
         if param.config_key or param.is_overrides:
             if param.is_overrides and not isinstance(value, dict):
                 raise NotebookError(f"parameter {name!r} expects a dict of config overrides, got {value!r}")
-            try:
-                cfg = load_config(None, param.config_overrides(value))
+            try:  # types, ranges and registry names (method, data.dataset, model.backbone); rules between
+                cfg = load_config(None, param.config_overrides(value), validate=False)  # keys: below
             except ConfigError as err:
                 raise NotebookError(f"parameter {name!r}: {err}") from err
             checked[name] = _lookup(cfg, param.config_key) if param.config_key else value
-            _check_registered(name, param.config_key, checked[name])
         else:
             checked[name] = _check_type(param, value)
     merged = {n: checked.get(n, p.default) for n, p in spec.items()}
-    if "preset" in spec:
-        overrides = {k: v for n, p in spec.items() for k, v in p.config_overrides(merged[n]).items()}
-        try:
-            load_config(merged["preset"] or None, overrides)
-        except ConfigError as err:
-            raise NotebookError(f"parameter 'preset': {err}") from err
+    overrides = {k: v for n, p in spec.items() for k, v in p.config_overrides(merged[n]).items()}
+    try:  # all config-backed parameters together, as the notebook builds its config
+        load_config(merged.get("preset") or None, overrides)
+    except ConfigError as err:
+        raise NotebookError(f"parameters{' (with preset ' + repr(merged['preset']) + ')' if 'preset' in spec else ''}: "
+                            f"{err}") from err
     return checked
 
 
@@ -206,13 +206,15 @@ def run_notebook(
 
 def latest_run(runs_folder: str | Path = "../runs") -> Path:
     """The most recently written training run (a folder with checkpoints/last.pt) under `runs_folder`."""
-    checkpoints = sorted(Path(runs_folder).glob("**/checkpoints/last.pt"), key=lambda p: p.stat().st_mtime)
-    if not checkpoints:
+    from lwtgpf.run_folder import iter_runs
+
+    runs = iter_runs(runs_folder)
+    if not runs:
         raise FileNotFoundError(
             f"no finished run under {Path(runs_folder).resolve()}: run the quickstart notebook "
             "(or `lwtgpf train`) first, or set the source_run parameter"
         )
-    return checkpoints[-1].parents[1]
+    return runs[-1].path
 
 
 def _parameter_of(node: ast.stmt, lines: list[str], path: Path) -> NotebookParameter:
@@ -252,18 +254,6 @@ def _check_type(param: NotebookParameter, value: Any) -> Any:
         f"parameter {param.name!r} expects {expected.__name__} (default {param.default!r}), "
         f"got {value!r} ({type(value).__name__})"
     )
-
-
-def _check_registered(name: str, config_key: str, value: Any) -> None:
-    """Names the config system takes as plain strings but the run looks up in a registry."""
-    from lwtgpf.data.datasets import DATASETS
-    from lwtgpf.engine.trainer import METHODS
-    from lwtgpf.models.registry import BACKBONES
-
-    registry = {"method": METHODS, "data.dataset": DATASETS, "model.backbone": BACKBONES}.get(config_key)
-    if registry is not None and value not in registry:
-        raise NotebookError(f"parameter {name!r}: {value!r} is not a known {config_key}; "
-                            f"expected one of {', '.join(sorted(registry))}")
 
 
 def _lookup(cfg: Any, dotted: str) -> Any:

@@ -57,13 +57,15 @@ from lwtgpf.cluster import (
     proxy_centroids,
     pseudo_label,
 )
-from lwtgpf.config import ClusterConfig, Config, load_config
+from lwtgpf.config import ClusterConfig, Config
 from lwtgpf.data import Record, ReidDataset, build_dataset, build_test_transform, read_image
 from lwtgpf.engine.checkpoint import load_checkpoint
 from lwtgpf.engine.extract import extract_features
-from lwtgpf.engine.trainer import METHODS
+from lwtgpf.methods import METHODS
 from lwtgpf.evaluation import evaluate_features
 from lwtgpf.models import build_model
+from lwtgpf.models.pretrained import load_model_state
+from lwtgpf.run_folder import RunFolder
 from lwtgpf.models.lewinvit import AttentionMap
 
 SPLITS = ("train", "query", "gallery")
@@ -210,6 +212,7 @@ class RunState:
         self._epoch = epoch
         self._history = history or []
         self._checkpoint_stamp: float | None = None
+        self._run: RunFolder | None = None
         self._cache: dict[Hashable, Any] = {}
         self._cache_version: tuple | None = None
         self.train_pids = np.array([r.pid for r in dataset.train], dtype=np.int64)
@@ -225,45 +228,36 @@ class RunState:
     @classmethod
     def from_run_dir(cls, run_dir: str | Path, device: str | torch.device = "cpu",
                      data_root: str | Path | None = None) -> "RunState":
-        """A run folder written by the Trainer: config.yaml, checkpoints/last.pt and log.json.
+        """A run folder written by the Trainer (`lwtgpf.run_folder`), from any working folder.
 
+        Needs the folder and the dataset only (never the run's original `model.pretrained` file).
         data_root: where the dataset lives when it moved since the run (default: the run's data.root).
         """
-        run_dir = Path(run_dir)
-        for name in ("config.yaml", "checkpoints/last.pt"):
-            if not (run_dir / name).is_file():
-                raise FileNotFoundError(
-                    f"{run_dir} is not a finished run folder: {run_dir / name} is missing (expected config.yaml, "
-                    "log.json and checkpoints/last.pt, as `lwtgpf train --out` writes them)")
-        cfg = load_config(run_dir / "config.yaml")
-        if data_root is not None:
-            cfg.data.root = str(data_root)
+        run = RunFolder.of(run_dir)
+        cfg = run.read_config(data_root=data_root or None)
         dataset = build_dataset(cfg.data.dataset, cfg.data.root)
         device = torch.device(device)
-        model = build_model(cfg, num_cameras=dataset.num_cameras).to(device).eval()
-        state = cls(cfg, dataset, model, device, run_dir=run_dir)
+        model = build_model(cfg, num_cameras=dataset.num_cameras, pretrained=False).to(device).eval()
+        state = cls(cfg, dataset, model, device, run_dir=run.path)
+        state._run = run
         state._load_checkpoint()
         return state
 
     def _load_checkpoint(self) -> None:
-        path = self.run_dir / "checkpoints" / "last.pt"
+        path = self._run.checkpoint
         stamp = path.stat().st_mtime
         checkpoint = load_checkpoint(path, map_location=self.device)
-        self.model.load_state_dict(checkpoint["model"])
+        load_model_state(self.model, checkpoint["model"], str(path))
         self.model.eval()
         self._epoch = int(checkpoint["epoch"])
-        log_path = self.run_dir / "log.json"
-        history = json.loads(log_path.read_text()) if log_path.is_file() else json.loads(checkpoint["history"])
-        if not isinstance(history, list):
-            raise ValueError(f"{log_path}: expected a list of per-epoch rows, got {type(history).__name__}")
-        self._history = history
+        self._history = self._run.read_history() or json.loads(checkpoint["history"])
         self._checkpoint_stamp = stamp
 
     def sync(self) -> bool:
         """Catch up with the run: a folder reloads its checkpoint if it changed on disk. True if it did."""
         if self.trainer is not None or self.run_dir is None:
             return False
-        if (self.run_dir / "checkpoints" / "last.pt").stat().st_mtime == self._checkpoint_stamp:
+        if self._run.checkpoint.stat().st_mtime == self._checkpoint_stamp:
             return False
         self._load_checkpoint()
         return True

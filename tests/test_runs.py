@@ -12,6 +12,7 @@ from lwtgpf.config import load_config
 from lwtgpf.data import build_test_transform
 from lwtgpf.engine.extract import extract_features
 from lwtgpf.engine.trainer import Trainer
+from lwtgpf.run_folder import RunFolderError
 from lwtgpf.runs import Reclusterer, RunState, cluster_summaries
 
 
@@ -61,7 +62,7 @@ def test_run_folder_state_is_the_checkpointed_model(finished_run):
 
 def test_from_run_dir_names_what_is_missing(tmp_path):
     (tmp_path / "config.yaml").write_text("method: lwtgpf\n")
-    with pytest.raises(FileNotFoundError, match="checkpoints/last.pt"):
+    with pytest.raises(RunFolderError, match="checkpoints/last.pt is missing"):
         RunState.from_run_dir(tmp_path)
 
 
