@@ -41,16 +41,16 @@ def cmd_stats(args: argparse.Namespace) -> None:
 def cmd_train(args: argparse.Namespace) -> None:
     """A new run in --out, or (--resume) the run in --out continued with its own config.
 
-    On --resume only a moved dataset and how data is read may change (`--set data.root=...`, see
-    RESUME_SETTABLE); any other difference, a different --config included, is refused by name.
+    On --resume, what --config and --set ask for must agree with the run's config, but for a moved
+    dataset and how data is read (`--set data.root=...`, see RESUME_SETTABLE); a difference, a
+    different --config included, is refused by name.
     """
-    from lwtgpf.config import load_config, override
+    from lwtgpf.config import load_config, requested_settings
     from lwtgpf.engine.trainer import Trainer
     from lwtgpf.run_folder import RunFolder
 
     if args.resume:
-        run = RunFolder(args.out)
-        cfg = load_config(args.config, args.overrides) if args.config else override(run.read_config(), args.overrides)
+        cfg = RunFolder(args.out).resumed_config(requested_settings(args.config, args.overrides))
     else:
         cfg = load_config(args.config or "synthetic", args.overrides)
     metrics = Trainer(cfg, run_dir=args.out, resume=args.resume).fit()

@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import math
+import os
 import types
 import typing
 from dataclasses import dataclass, field
@@ -187,6 +188,19 @@ def load_config(
     validate=False skips only the rules between fields (`validate_config`); types and ranges are
     always checked. Raises ConfigError naming the file or key.
     """
+    return _load(preset, overrides, validate)[0]
+
+
+def requested_settings(preset: str | Path | None, overrides: Mapping[str, Any] | Iterable[str] | None
+                       ) -> dict[str, Any]:
+    """{key: value} of only the settings a preset and overrides set (checked; paths made absolute from the
+    working folder), e.g. to compare what a command asks for with a run's saved config."""
+    cfg, explicit = _load(preset, overrides, validate=True)
+    flat = cfg.with_absolute_paths(Path.cwd()).flat()
+    return {key: flat[key] for key in flat if key in explicit}
+
+
+def _load(preset, overrides, validate: bool) -> tuple[Config, set[str]]:
     cfg = Config()
     explicit: set[str] = set()
     if preset:
@@ -198,10 +212,10 @@ def load_config(
         explicit |= _apply(cfg, _flatten(_read_yaml(path)), source=str(path))
     if overrides:
         explicit |= _apply(cfg, _parse_overrides(overrides), source="overrides")
-    _apply_method_defaults(cfg, explicit)
+    explicit |= _apply_method_defaults(cfg, explicit)
     if validate:
         validate_config(cfg)
-    return cfg
+    return cfg, explicit
 
 
 def override(cfg: Config, overrides: Mapping[str, Any] | Iterable[str] | None) -> Config:
@@ -231,7 +245,8 @@ def config_from_dict(data: Mapping[str, Any], base: str | Path | None = None, so
             section, name = dotted.split(".")
             value = getattr(getattr(cfg, section), name)
             if value:
-                setattr(getattr(cfg, section), name, str((Path(base) / Path(value).expanduser()).absolute()))
+                joined = Path(base).expanduser().absolute() / Path(value).expanduser()
+                setattr(getattr(cfg, section), name, os.path.normpath(joined))
     validate_config(cfg, source=source)
     return cfg
 
@@ -368,12 +383,11 @@ def _apply(cfg: Config, flat: Mapping[str, Any], source: str) -> set[str]:
     return set(flat)
 
 
-def _apply_method_defaults(cfg: Config, explicit: set[str]) -> None:
+def _apply_method_defaults(cfg: Config, explicit: set[str]) -> set[str]:
     from lwtgpf.methods import METHODS
 
     defaults = {k: v for k, v in METHODS[cfg.method].loss_defaults.items() if k not in explicit}
-    if defaults:
-        _apply(cfg, defaults, source=f"method {cfg.method}")
+    return _apply(cfg, defaults, source=f"method {cfg.method}") if defaults else set()
 
 
 def _fields(obj: Any) -> set[str]:

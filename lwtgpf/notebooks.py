@@ -164,8 +164,8 @@ def check_parameters(notebook: str | Path, values: Mapping[str, Any]) -> dict[st
     try:  # all config-backed parameters together, as the notebook builds its config
         load_config(merged.get("preset") or None, overrides)
     except ConfigError as err:
-        raise NotebookError(f"parameters{' (with preset ' + repr(merged['preset']) + ')' if 'preset' in spec else ''}: "
-                            f"{err}") from err
+        together = "parameter 'preset' with the config parameters" if "preset" in spec else "the config parameters"
+        raise NotebookError(f"{together}: {err}") from err
     return checked
 
 

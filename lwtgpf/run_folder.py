@@ -146,23 +146,39 @@ class RunFolder:
         write_json_atomic(self.provenance, record)
         self.log_event(f"started: {record['command']}")
 
-    def resume(self, cfg: Config, dataset: "ReidDataset | None" = None) -> list[str]:
-        """Make this process the writer of an existing run to continue it with `cfg`.
+    def resumed_config(self, requested: Mapping[str, Any]) -> Config:
+        """The run's config with what a resume command asks for (`requested_settings` of its --config and
+        --set): a value equal to the run's is fine, RESUME_SETTABLE keys may change, anything else is
+        refused by name."""
+        from lwtgpf.config import override
 
-        `cfg` must equal the saved config but for RESUME_SETTABLE keys (the new values are saved).
-        Returns warnings (e.g. the training set changed since the run started), also logged.
-        """
+        saved = self.read_config()
+        current = saved.flat()
+        changed = {k: (current[k], v) for k, v in requested.items() if current[k] != v}
+        self._refuse(changed)
+        return override(saved, {k: v for k, (_, v) in changed.items()})
+
+    def check_resume(self, cfg: Config) -> dict[str, tuple[Any, Any]]:
+        """RunFolderError unless `cfg` equals the run's config but for RESUME_SETTABLE keys; the changes."""
         if not self.has_checkpoint():
             raise RunFolderError(f"--resume: no checkpoint at {self.checkpoint}")
-        saved = self.read_config()
-        cfg = cfg.with_absolute_paths(Path.cwd())
-        changed = config_changes(saved, cfg)
+        changed = config_changes(self.read_config(), cfg.with_absolute_paths(Path.cwd()))
+        self._refuse(changed)
+        return changed
+
+    def _refuse(self, changed: Mapping[str, tuple[Any, Any]]) -> None:
         refused = [key for key in changed if key not in RESUME_SETTABLE]
         if refused:
             shown = ", ".join(f"{k} ({changed[k][0]!r} in the run, {changed[k][1]!r} now)" for k in refused[:6])
             raise RunFolderError(f"--resume {self.path}: the config differs from the run's in {shown}; a resumed "
                                  f"run keeps its config (only {', '.join(RESUME_SETTABLE)} may change): "
                                  "start a new run to change it")
+
+    def resume(self, cfg: Config, dataset: "ReidDataset | None" = None) -> list[str]:
+        """Make this process the writer of an existing run to continue it with `cfg` (see `check_resume`;
+        the new values of RESUME_SETTABLE keys are saved). Returns warnings (e.g. the training set
+        changed since the run started), also written to train.log."""
+        changed = self.check_resume(cfg)
         self.lock()
         warnings: list[str] = []
         if changed:
@@ -170,13 +186,13 @@ class RunFolder:
             self.log_event("resume changes " + ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in changed.items()))
         record = self.read_provenance()
         if dataset is not None:
-            now = dataset_fingerprints(dataset)
+            now = dataset_fingerprints(dataset)[dataset.name]
             before = record.get("datasets", {}).get(dataset.name, {})
-            differ = [split for split in ("train",) if before.get(split) and before[split] != now[dataset.name][split]]
-            if differ:
+            if before.get("train") and before["train"] != now["train"]:
                 warnings.append(f"the training set of {dataset.name} changed since the run started "
-                                f"(train list fingerprint {before['train']} -> {now[dataset.name]['train']}); "
-                                "the resumed epochs train on the new list")
+                                f"(train list fingerprint {before['train']} -> {now['train']}, "
+                                f"{before.get('train_size')} -> {now['train_size']} crops); the resumed epochs "
+                                "train on the new list")
         record.setdefault("resumed", []).append({"at": _now(), "command": command_line(), "changes": sorted(changed)})
         write_json_atomic(self.provenance, record)
         self.log_event(f"resumed: {command_line()}")

@@ -90,9 +90,12 @@ def test_latest_run_is_the_newest_checkpoint(tmp_path):
 
 
 def test_values_are_checked_and_coerced():
-    checked = check_parameters("clustering_explorer", {"eps": 1, "k1": 12, "eps_sweep": [0.3, 0.6]})
-    assert checked == {"eps": 1.0, "k1": 12, "eps_sweep": [0.3, 0.6]}
-    assert isinstance(checked["eps"], float)
+    checked = check_parameters("clustering_explorer", {"eps": 0.6, "k1": 12, "eps_sweep": [0.3, 0.6]})
+    assert checked == {"eps": 0.6, "k1": 12, "eps_sweep": [0.3, 0.6]}
+    with pytest.raises(NotebookError, match=r"parameter 'eps': .*cluster.eps must be > 0 and < 1, got 1.0"):
+        check_parameters("clustering_explorer", {"eps": 1})  # an int where a float is due: widened, then ranged
+    with pytest.raises(NotebookError, match=r"cluster.k2 \(12\) must be <= cluster.k1 \(10\)"):
+        check_parameters("clustering_explorer", {"k1": 10, "k2": 12})  # a rule between two parameters
 
 
 # ---- `lwtgpf notebook` refuses bad parameters before any kernel starts -------------------------------

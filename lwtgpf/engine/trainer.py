@@ -108,6 +108,8 @@ class Trainer:
         self.amp_dtype = pick_amp_dtype(cfg.train.amp, self.device)
         if resume and run_dir is None:
             raise UserError("resume needs the run folder (run_dir / --out) to continue")
+        if resume:  # before any work: a config the run was not started with is refused by name
+            RunFolder(run_dir).check_resume(cfg)
         seed_everything(cfg.train.seed)
 
         self.dataset = build_dataset(cfg.data.dataset, cfg.data.root)
