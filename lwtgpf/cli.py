@@ -46,13 +46,14 @@ def cmd_train(args: argparse.Namespace) -> None:
     different --config included, is refused by name.
     """
     from lwtgpf.config import load_config, requested_settings
-    from lwtgpf.engine.trainer import Trainer
     from lwtgpf.run_folder import RunFolder
 
     if args.resume:
         cfg = RunFolder(args.out).resumed_config(requested_settings(args.config, args.overrides))
     else:
         cfg = load_config(args.config or "synthetic", args.overrides)
+    from lwtgpf.engine.trainer import Trainer  # torch: only once the config is known to be valid
+
     metrics = Trainer(cfg, run_dir=args.out, resume=args.resume).fit()
     print(json.dumps(metrics))
 

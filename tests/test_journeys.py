@@ -24,7 +24,7 @@ from PIL import Image
 
 from lwtgpf.data.synthetic import generate_synthetic
 from lwtgpf.notebooks import NOTEBOOK_DIR
-from tests.conftest import SMALL_BENCHMARK, TINY
+from conftest import SMALL_BENCHMARK, TINY
 
 pytestmark = pytest.mark.slow
 LWTGPF = Path(sys.executable).with_name("lwtgpf")  # the console script the README documents
