@@ -120,6 +120,9 @@ def test_the_demo_runs_open_in_every_notebook_by_default(home, tmp_path):
     os.symlink(home / "benchmarks", tmp_path / "benchmarks")
     lwtgpf("demo", "--out", "runs/demo", *tiny, *pretrain, cwd=project)
     assert (project / "runs" / "demo" / "lwtgpf" / "checkpoints" / "last.pt").is_file()
+    # the LWTGPF run's model.pretrained is the pretraining run's checkpoint; nothing below may need it
+    shutil.rmtree(project / "runs" / "demo" / "pretrain")
+    lwtgpf("evaluate", "--checkpoint", "runs/demo/lwtgpf", cwd=project)
     for name, figure in (("evaluate_and_rank", "rank_list.png"), ("attention_windows", "attention_windows.png"),
                          ("clustering_explorer", "cluster_explorer.png")):
         out = project / "runs" / f"nb-{name}"
