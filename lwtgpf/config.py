@@ -132,6 +132,9 @@ class TrainConfig:
     device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: cuda when available
     amp: Literal["auto", "off", "bf16", "fp16"] = "auto"  # mixed precision on CUDA (auto: bf16, else fp16)
     checkpoint_every: int = limits(1, ge=1)  # write checkpoints/last.pt every this many epochs (and at the end)
+    keep_features: Literal["eval", "all", "none"] = "eval"  # epochs whose features go to RUN/epochs/ (labels:
+    #   always): eval = the first, every eval_every-th and the last; ~2 bytes x D per crop and epoch
+    keep_weights: bool = False  # also the model weights of those epochs (the attention view can go back)
 
 
 @dataclass

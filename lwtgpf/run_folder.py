@@ -9,6 +9,14 @@
       log.csv, log.json    one row per epoch: losses, lr, clusters, proxies, outliers, quality, mAP, seconds
       metrics.json         the final mAP / R1 / R5 / R10 / mINP (percent) of the last epoch
       checkpoints/last.pt  the checkpoint: model, optimizer, schedule, RNG, history, config (weights_only)
+      epochs/NNN/          what epoch NNN (1-based) saw, for the workbench to go back in time:
+        labels.npy           (N,) int32 pseudo label of every train crop that epoch trained on (-1 outlier)
+        train_features.npy   (N, D) float16 global train features the labels came from (the model after
+                             epoch NNN-1), at the `train.keep_features` cadence
+        test_features.npy    (Q + G, D') float16 query then gallery test features of the model after
+                             epoch NNN, on the epochs it was evaluated and features are kept
+        weights.pt           the model after epoch NNN (`train.keep_weights`), for the attention view
+        umap.npz             the workbench's 2-D embedding of that epoch, cached on first use
       figures/             static figures written by notebooks and the workbench
       .lock                held (flock) by the one process writing the run
 
@@ -38,7 +46,7 @@ import yaml
 
 from lwtgpf.config import Config, ConfigError, read_config_file
 from lwtgpf.errors import UserError
-from lwtgpf.fileio import append_line, write_json_atomic, write_text_atomic
+from lwtgpf.fileio import append_line, atomic_write, write_json_atomic, write_text_atomic
 from lwtgpf.provenance import collect_environment, command_line
 
 if TYPE_CHECKING:
@@ -59,9 +67,11 @@ LOG_JSON = "log.json"
 METRICS = "metrics.json"
 CHECKPOINTS = "checkpoints"
 CHECKPOINT = f"{CHECKPOINTS}/last.pt"
+EPOCHS = "epochs"
 FIGURES = "figures"
 LOCK = ".lock"
-LAYOUT = (CONFIG, PROVENANCE, TRAIN_LOG, LOG_CSV, LOG_JSON, METRICS, CHECKPOINTS, FIGURES, LOCK)
+LAYOUT = (CONFIG, PROVENANCE, TRAIN_LOG, LOG_CSV, LOG_JSON, METRICS, CHECKPOINTS, EPOCHS, FIGURES, LOCK)
+FEATURE_DTYPE = "float16"  # stored features: half the bytes; cosine scores move by ~1e-3 at most
 
 # Settings a resumed run may change: where the data is, and how it is read. Everything else would make
 # the run something it was not started as.
@@ -139,6 +149,7 @@ class RunFolder:
         self.lock()
         for name in (LOG_CSV, LOG_JSON, METRICS, TRAIN_LOG, PROVENANCE):  # an abandoned attempt's files
             (self.path / name).unlink(missing_ok=True)
+        self.drop_epochs_after(0)
         self.write_config(cfg)
         record = {"seed": cfg.train.seed, "started": _now(), "ended": None, "phase_seconds": {},
                   "datasets": dataset_fingerprints(dataset) if dataset is not None else {},
@@ -292,14 +303,74 @@ class RunFolder:
         record["phase_seconds"] = totals
         write_json_atomic(self.provenance, record)
 
+    # ---- what each epoch saw -------------------------------------------------------------------
+    def epoch_dir(self, epoch: int) -> Path:
+        return self.path / EPOCHS / f"{epoch:03d}"
+
+    def stored_epochs(self) -> list[int]:
+        """Epochs with a stored record (labels at least), ascending."""
+        folder = self.path / EPOCHS
+        if not folder.is_dir():
+            return []
+        return sorted(int(p.name) for p in folder.iterdir() if p.name.isdigit() and (p / "labels.npy").is_file())
+
+    def write_epoch(self, epoch: int, labels, train_features=None, test_features=None, model_state=None) -> int:
+        """Store what epoch `epoch` saw (see the layout); returns the bytes written.
+
+        Written before the epoch's checkpoint: a crash in between redoes the epoch and overwrites it.
+        """
+        import numpy as np
+
+        folder = self.epoch_dir(epoch)
+        written = self._write_array(folder / "labels.npy", np.asarray(labels, dtype=np.int32))
+        for name, features in (("train_features", train_features), ("test_features", test_features)):
+            if features is not None:
+                array = features.float().cpu().numpy() if hasattr(features, "cpu") else np.asarray(features)
+                written += self._write_array(folder / f"{name}.npy", array.astype(FEATURE_DTYPE))
+        if model_state is not None:
+            import torch
+
+            atomic_write(folder / "weights.pt", lambda stream: torch.save(model_state, stream))
+            written += (folder / "weights.pt").stat().st_size
+        return written
+
+    def read_labels(self, epoch: int):
+        """(N,) int64 pseudo labels epoch `epoch` trained on; RunFolderError when not stored."""
+        import numpy as np
+
+        path = self.epoch_dir(epoch) / "labels.npy"
+        if not path.is_file():
+            raise RunFolderError(f"{self.path} stores no labels of epoch {epoch} (stored: {self.stored_epochs()})")
+        return np.load(path).astype(np.int64)
+
+    def read_features(self, epoch: int, kind: str):
+        """The stored `kind` ("train" or "test") features of `epoch` as float32, or None when not kept."""
+        import numpy as np
+
+        path = self.epoch_dir(epoch) / f"{kind}_features.npy"
+        return np.load(path).astype(np.float32) if path.is_file() else None
+
+    def drop_epochs_after(self, epoch: int) -> None:
+        """Remove records of epochs after `epoch` (a resume redoes them)."""
+        import shutil
+
+        for stored in self.stored_epochs():
+            if stored > epoch:
+                shutil.rmtree(self.epoch_dir(stored))
+
+    def epochs_size(self) -> int:
+        """Bytes under epochs/."""
+        folder = self.path / EPOCHS
+        return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else 0
+
+    @staticmethod
+    def _write_array(path: Path, array) -> int:
+        import numpy as np
+
+        atomic_write(path, lambda stream: np.save(stream, array, allow_pickle=False))
+        return path.stat().st_size
+
     # ---- the model of a run ------------------------------------------------------------------------
-    def load_model(self, cfg: Config | None = None, num_cameras: int | None = None,
-                   device: "str | torch.device" = "cpu") -> "torch.nn.Module":
-        """The model of the last checkpoint, in eval mode, built from the run's config without reading
-        its `model.pretrained` file. num_cameras: of the dataset it will see (default: the run's)."""
-        return load_checkpoint_model(self.checkpoint, cfg or self.read_config(), num_cameras, device)
-
-
 def load_checkpoint_model(checkpoint: str | Path, cfg: Config, num_cameras: int | None,
                           device: "str | torch.device" = "cpu") -> "torch.nn.Module":
     """`cfg`'s model with the weights of a training checkpoint (camera embedding: see load_model_state)."""

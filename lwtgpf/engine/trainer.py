@@ -157,6 +157,7 @@ class Trainer:
             self.load(self.run.checkpoint)
             if self.dist.is_main:
                 self.run.write_history(self.history)  # logs back in step with the checkpoint
+                self.run.drop_epochs_after(self.epoch)  # records of epochs the resume redoes
 
     def close(self) -> None:
         """Release the run folder (its lock) before `fit` ends it, e.g. to resume it from another process."""
@@ -280,6 +281,7 @@ class Trainer:
             self.last_eval = evaluate_model(
                 self.model, self.dataset, self.cfg, self.device, self.amp_dtype, return_topk=return_topk
             )
+        self.last_eval["epoch"] = self.epoch  # the model after this many epochs
         return self.last_eval
 
     def step(self) -> dict[str, Any]:
@@ -306,12 +308,35 @@ class Trainer:
             self._run_seconds[phase] = self._run_seconds.get(phase, 0.0) + sec
         self.history.append(row)
         if self.run is not None:
+            if self.dist.is_main:  # the epoch's record first: a crash before the checkpoint redoes it
+                self._write_epoch_record()
             if self.epoch % self.cfg.train.checkpoint_every == 0 or self.epoch == self.cfg.train.epochs:
                 self.save(self.run.checkpoint)
             if self.dist.is_main:
                 self.run.write_history(self.history)
         self._say(format_epoch_row(row, self.cfg.train.epochs))
         return row
+
+    def keeps_features(self, epoch: int) -> bool:
+        """Whether epoch `epoch` (1-based) stores its features in the run folder (`train.keep_features`)."""
+        mode, every = self.cfg.train.keep_features, self.cfg.train.eval_every
+        if mode == "eval":
+            return epoch in (1, self.cfg.train.epochs) or (every > 0 and epoch % every == 0)
+        return mode == "all"
+
+    def _write_epoch_record(self) -> None:
+        """labels (always), train / test features and weights at their cadence, into RUN/epochs/NNN/."""
+        keep = self.keeps_features(self.epoch)
+        evaluated = self.last_eval is not None and self.last_eval.get("epoch") == self.epoch
+        size = self.run.write_epoch(
+            self.epoch, self.pseudo.labels,
+            train_features=self.features[:, 0] if keep and self.features is not None else None,
+            test_features=self.last_eval.get("features") if keep and evaluated else None,
+            model_state=self.model.state_dict() if keep and self.cfg.train.keep_weights else None,
+        )
+        if keep:
+            self.run.log_event(f"epoch {self.epoch}: stored its labels and features, {size / 2**20:.1f} MB "
+                               f"(epochs/ holds {self.run.epochs_size() / 2**20:.1f} MB)")
 
     def fit(self) -> dict[str, float]:
         """Train the remaining epochs; return (and write to metrics.json) the last epoch's results."""
