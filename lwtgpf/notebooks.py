@@ -231,15 +231,16 @@ def run_notebook(
 def notebook_provenance(notebook: str | Path, parameters: Mapping[str, Any], kernel: str = "python3") -> dict[str, Any]:
     """What a notebook run folder's provenance.json starts as: the environment (`collect_environment`:
     code version, packages, machine, command line), the notebook (name, file, sha256 fingerprint of the
-    .ipynb), its checked parameters, the seed of the config its parameters make (`train.seed`), the
-    kernel and the start time; `run_notebook` adds the end time, seconds, status and papermill's exit code."""
+    .ipynb), its checked parameters, the seed of the config its parameters make (`train.seed`; None for a
+    notebook without config parameters), the kernel and the start time; `run_notebook` adds the end time, seconds, status and papermill's exit code."""
     from lwtgpf.provenance import collect_environment, file_fingerprint
 
     path = find_notebook(notebook)
     spec = notebook_parameters(path)
+    configured = any(p.config_key or p.is_overrides for p in spec.values())  # else the notebook trains nothing
     return {"kind": "notebook", "notebook": path.stem, "notebook_file": str(path.resolve()),
             "notebook_fingerprint": file_fingerprint(path), "kernel": kernel, "parameters": dict(parameters),
-            "seed": _notebook_config(spec, parameters).train.seed,
+            "seed": _notebook_config(spec, parameters).train.seed if configured else None,
             "started": time.strftime("%Y-%m-%d %H:%M:%S"), "ended": None, "seconds": None, "status": "running",
             **collect_environment()}
 

@@ -17,7 +17,7 @@ epoch's row of log.json; `minutes` is provenance.json's start-to-end wall time.
 
 Grouping keys: a sweep's axes (variant, grid keys) without the seed; for run folders given loose, the
 config keys whose values differ between them (but `train.seed` and `data.root`); `source` (the folder
-given) when several folders are compared; a notebook sweep whose jobs hold several training runs adds
+given, when several sweeps or folders of runs are compared); a notebook sweep whose jobs hold several training runs adds
 `run` (the run's folder inside the job, e.g. `train`, `pretrain`). `by=[...]` groups by any of these or
 by any config key instead.
 
@@ -247,8 +247,8 @@ def _find(source: Path) -> tuple[list[_Run], list[str]]:
         raise CompareError(f"{source} does not exist")
     if SweepFolder.is_sweep(source):
         return _sweep_runs(SweepFolder(source), source.name)
-    if (source / CONFIG).is_file():
-        return [_Run(source.absolute(), {}, source.name)], []
+    if (source / CONFIG).is_file():  # a run given on its own: grouped by its config, not by its name
+        return [_Run(source.absolute(), {}, "")], []
     runs: list[_Run] = []
     axes: list[str] = []
     sweeps = sorted({p.parent for p in source.glob("**/manifest.json") if SweepFolder.is_sweep(p.parent)})
@@ -342,7 +342,7 @@ def _default_keys(runs: pd.DataFrame, found: list[_Run], sweep_axes: list[str], 
         keys += [k for k in differing if k not in keys]
     if "run" in runs and runs["run"].nunique() > 1:
         keys.append("run")
-    if several_sources and runs["source"].nunique() > 1:
+    if several_sources and runs.loc[runs["source"] != "", "source"].nunique() > 1:
         keys.insert(0, "source")
     return keys
 

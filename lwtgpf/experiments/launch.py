@@ -38,6 +38,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from lwtgpf.experiments.manifest import SweepFolder, now
 from lwtgpf.experiments.spec import Job, SweepError
+from lwtgpf.fileio import write_text_atomic
 from lwtgpf.run_folder import RunFolder
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
@@ -59,8 +60,13 @@ def select_jobs(sweep: SweepFolder, rerun_failed: bool = False, only: Iterable[s
 
 
 def default_threads(jobs: int) -> int:
-    """CPU threads per job when `jobs` run at once on this machine: cores // jobs, at least 1."""
-    return max(1, (os.cpu_count() or 1) // max(1, jobs))
+    """CPU threads per job when `jobs` run at once on this machine: cores // jobs, at least 1, and no
+    more than OMP_NUM_THREADS when this process has it (a limit the user set holds for the jobs too)."""
+    threads = max(1, (os.cpu_count() or 1) // max(1, jobs))
+    try:
+        return max(1, min(threads, int(os.environ.get("OMP_NUM_THREADS", threads))))
+    except ValueError:
+        return threads
 
 
 def job_environment(threads: int | None, gpu: str | None = None, base: Mapping[str, str] | None = None,
@@ -279,7 +285,7 @@ def job_commands(sweep: SweepFolder, job_ids: Sequence[str], threads: int | None
     prefix = [f"{name}={int(threads)}" for name in THREAD_VARIABLES] if threads else []
     lines = [shlex.join([*prefix, sys.executable, "-m", "lwtgpf.cli", "sweep", "--out", str(sweep.path),
                          "--job", job_id]) for job_id in job_ids]
-    sweep.commands.write_text("".join(line + "\n" for line in lines))
+    write_text_atomic(sweep.commands, "".join(line + "\n" for line in lines))
     return lines
 
 

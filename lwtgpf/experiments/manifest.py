@@ -248,3 +248,12 @@ def _alive(pid: Any) -> bool:
     except (PermissionError, OSError, ValueError):
         return True
     return True
+
+
+def latest_sweep(folder: str | Path = "runs") -> Path:
+    """The sweep folder under `folder` whose manifest was written last; SweepError when there is none."""
+    manifests = [p for p in Path(folder).glob(f"**/{MANIFEST}") if SweepFolder.is_sweep(p.parent)]
+    if not manifests:
+        raise SweepError(f"no sweep under {Path(folder).resolve()}: run `lwtgpf sweep --out FOLDER ...` first, "
+                         "or give the folder to compare")
+    return max(manifests, key=lambda p: p.stat().st_mtime).parent
