@@ -207,9 +207,15 @@ def cmd_sweep(args: argparse.Namespace) -> None:
         print(f"(also in {sweep.commands})", file=sys.stderr)
         return
     if args.executor == "local":
-        launch.run_local(sweep, ids, jobs=args.jobs, threads=args.threads, gpus=[g for g in args.gpus.split(",") if g])
+        try:
+            launch.run_local(sweep, ids, jobs=args.jobs or 1, threads=args.threads,
+                             gpus=[g for g in args.gpus.split(",") if g])
+        except KeyboardInterrupt:
+            print(f"lwtgpf sweep: stopped; `lwtgpf sweep --out {args.out}` resumes the interrupted and pending jobs",
+                  file=sys.stderr)
+            raise
     else:
-        parameters = {"slurm_array_parallelism": args.jobs} if args.executor == "slurm" else {}
+        parameters = {"slurm_array_parallelism": args.jobs} if args.executor == "slurm" and args.jobs else {}
         for name, value in (("timeout_min", args.timeout_min), ("slurm_partition", args.partition),
                             ("gpus_per_node", args.gpus_per_job), ("mem_gb", args.mem_gb)):
             if value:
@@ -419,7 +425,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a named set of settings, one axis with the other variants: --variant leff method=lwtgpf "
                         "'model.leff_stages=[true,true,true,true]'")
     p.add_argument("--seeds", nargs="+", default=[], type=int, help="train.seed of each combination, e.g. --seeds 1 2 3")
-    p.add_argument("--jobs", type=int, default=1, help="jobs at once (local), or the Slurm array parallelism")
+    p.add_argument("--jobs", type=int, default=None,
+                   help="jobs at once: here (default 1), or the Slurm array's parallelism (default: no limit)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads per job (default: cores // --jobs)")
     p.add_argument("--gpus", default="", help="GPU ids handed to the --jobs slots in turn, e.g. 0,1")
     p.add_argument("--rerun-failed", action="store_true", help="also rerun failed jobs (done jobs never rerun)")

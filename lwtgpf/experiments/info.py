@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ BOOKKEEPING = re.compile(
     r"|^parameters\.run_dir$"
 )
 PARAMETERS = "parameters.yaml"
+STAMP = "%Y-%m-%d %H:%M:%S"  # the time format of provenance.json
 
 
 class InfoError(UserError):
@@ -158,8 +160,14 @@ def _describe_provenance(prov: dict[str, Any]) -> list[str]:
     ended = prov.get("ended") or "not ended"
     phases = prov.get("phase_seconds") or {}
     timing = f"  time        {prov.get('started', '?')} -> {ended}"
-    if prov.get("seconds") is not None:
-        timing += f" ({prov['seconds'] / 60:.1f} min)"
+    seconds = prov.get("seconds")
+    if seconds is None and prov.get("ended"):
+        try:
+            seconds = time.mktime(time.strptime(prov["ended"], STAMP)) - time.mktime(time.strptime(prov["started"], STAMP))
+        except (KeyError, TypeError, ValueError):
+            seconds = None
+    if seconds is not None:
+        timing += f" ({seconds / 60:.1f} min)"
     if phases:
         timing += "; " + ", ".join(f"{k} {v:.1f} s" for k, v in phases.items())
     lines.append(timing)

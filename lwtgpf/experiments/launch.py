@@ -6,7 +6,8 @@ submitit job on a Slurm node, and a printed command (`lwtgpf sweep --out SWEEP -
 through it, so the manifest means the same whoever ran the job.
 
 - `run_local(sweep, ids, jobs=N)`: N subprocesses at once on this machine. Threads are split:
-  each job gets `threads` (default: CPU cores // N) through OMP_NUM_THREADS / MKL_NUM_THREADS /
+  each job gets `threads` (default: CPU cores // N, capped by this process's OMP_NUM_THREADS if set)
+  through OMP_NUM_THREADS / MKL_NUM_THREADS /
   OPENBLAS_NUM_THREADS, which torch takes as its intra-op thread count; `gpus` hands each of the N
   slots one GPU (CUDA_VISIBLE_DEVICES). A job that fails is recorded and the others go on; Ctrl-C stops
   the running jobs (they resume from their last checkpoint) and starts no new one.
@@ -175,7 +176,8 @@ def run_local(sweep: SweepFolder, job_ids: Sequence[str], jobs: int = 1, threads
 
     gpus: one GPU id per slot, cycled (slot k uses gpus[k % len(gpus)]). echo: called with one line per
     finished job. Returns {job id: manifest entry}; one failing job never stops the others. On Ctrl-C
-    the running jobs get SIGINT (they stop at once and resume later) and the pending ones stay pending.
+    or SIGTERM the running jobs get SIGINT (they stop at once and resume later), the pending ones stay
+    pending, and KeyboardInterrupt propagates (the CLI exits with 130).
     """
     if jobs < 1:
         raise SweepError(f"--jobs must be >= 1, got {jobs}")
@@ -198,6 +200,7 @@ def run_local(sweep: SweepFolder, job_ids: Sequence[str], jobs: int = 1, threads
                 slots.append(slot)
 
     pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="sweep-job")
+    previous = _terminate_as_interrupt()
     try:
         futures = {pool.submit(work, job_id): job_id for job_id in job_ids}
         for done, future in enumerate(as_completed(futures), start=1):
@@ -209,12 +212,26 @@ def run_local(sweep: SweepFolder, job_ids: Sequence[str], jobs: int = 1, threads
                 echo(f"[{done}/{len(job_ids)}] {describe(futures[future], entry, sweep)}")
     except KeyboardInterrupt:
         stop.set()
-        _signal_children(signal.SIGINT)
+        _stop_children()
         pool.shutdown(wait=True, cancel_futures=True)
         raise
     finally:
         pool.shutdown(wait=True)
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     return results
+
+
+def _terminate_as_interrupt():
+    """SIGTERM (a `kill`, a scheduler's time limit) stops the sweep like Ctrl-C: running jobs are stopped
+    and marked interrupted, none starts. Returns the previous handler (None off the main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGTERM, interrupt)
 
 
 def describe(job_id: str, entry: Mapping[str, Any], sweep: SweepFolder) -> str:
@@ -289,12 +306,18 @@ def job_commands(sweep: SweepFolder, job_ids: Sequence[str], threads: int | None
     return lines
 
 
-def _signal_children(signum: int) -> None:
+def _stop_children(grace: float = 15.0) -> None:
+    """SIGINT to every running job (it stops like a Ctrl-C'd `lwtgpf train`), SIGTERM to those still
+    running after `grace` seconds (a process that ignores SIGINT, e.g. started in a background shell)."""
     with _children_lock:
-        children = list(_children)
-    for process in children:
-        if process.poll() is None:
-            try:
-                process.send_signal(signum)
-            except OSError:
-                pass
+        children = [p for p in _children if p.poll() is None]
+    for signum, wait in ((signal.SIGINT, grace), (signal.SIGTERM, grace)):
+        for process in children:
+            if process.poll() is None:
+                try:
+                    process.send_signal(signum)
+                except OSError:
+                    pass
+        deadline = time.monotonic() + wait
+        while any(p.poll() is None for p in children) and time.monotonic() < deadline:
+            time.sleep(0.1)
