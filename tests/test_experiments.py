@@ -257,6 +257,15 @@ def test_a_notebook_sweep_runs_compare_runs_under_papermill(sweep, tmp_path):
     keys = [k for k, _, _ in differences(a, b)]
     assert "parameters.metric" in keys and "provenance.parameters.metric" in keys
     assert "notebook    compare_runs" in describe(b) and "parameter   metric = 'nmi'" in describe(b)
+    # a notebook job's training run is found inside its folder; one that stepped through its epochs
+    # without fit() (no metrics.json) counts with its last evaluated log row
+    shutil.copytree(sweep / "runs" / "cluster.eps=0.4__seed=1", a / "train")
+    shutil.copytree(sweep / "runs" / "cluster.eps=0.5__seed=1", b / "train")
+    (b / "train" / "metrics.json").unlink()
+    result = compare([tmp_path / "nb"])
+    assert result.keys == ["metric"] and list(result.table["n"]) == [1, 1]
+    last = json.loads((b / "train" / "log.json").read_text())[-1]
+    assert result.runs.loc[result.runs["job"] == "metric=nmi", "mAP"].item() == pytest.approx(100 * last["mAP"])
 
 
 def test_the_results_table_command_at_tiny_size(sweep, synthetic_root, tmp_path, capsys):
