@@ -232,7 +232,8 @@ def notebook_provenance(notebook: str | Path, parameters: Mapping[str, Any], ker
     """What a notebook run folder's provenance.json starts as: the environment (`collect_environment`:
     code version, packages, machine, command line), the notebook (name, file, sha256 fingerprint of the
     .ipynb), its checked parameters, the seed of the config its parameters make (`train.seed`; None for a
-    notebook without config parameters), the kernel and the start time; `run_notebook` adds the end time, seconds, status and papermill's exit code."""
+    notebook without config parameters), the kernel and the start time; `run_notebook` adds the end
+    time, seconds, status and papermill's exit code."""
     from lwtgpf.provenance import collect_environment, file_fingerprint
 
     path = find_notebook(notebook)
