@@ -159,6 +159,114 @@ def cmd_notebook(args: argparse.Namespace) -> None:
     print(f"wrote {run_notebook(path, values, out)} (figures and outputs in {out})")
 
 
+def cmd_info(args: argparse.Namespace) -> None:
+    """What produced a run (or what a sweep holds); with two runs, their differences key by key."""
+    from lwtgpf.experiments.info import describe, format_differences
+
+    if len(args.runs) > 2:
+        from lwtgpf.errors import UserError
+
+        raise UserError("lwtgpf info takes one folder (what produced it) or two (their differences)")
+    print(describe(args.runs[0]) if len(args.runs) == 1 else format_differences(*args.runs, show_all=args.all))
+
+
+def cmd_sweep(args: argparse.Namespace) -> None:
+    """Start, extend or resume a sweep in --out; run its jobs here, through submitit, or print their commands."""
+    from lwtgpf.experiments import launch
+    from lwtgpf.experiments.manifest import SweepFolder
+    from lwtgpf.experiments.spec import SweepError, SweepSpec
+
+    sweep = SweepFolder(args.out)
+    if args.job:  # one job of an existing sweep: what --print-commands lines run
+        entry = launch.run_job(SweepFolder.of(sweep.path).path, args.job, threads=args.threads)
+        print(launch.describe(args.job, entry, sweep))
+        if entry["status"] != "done":
+            raise SweepError(f"job {args.job} {entry['status']}: {entry['error']} (log: {sweep.log_file(args.job)})")
+        return
+    if args.status:
+        sweep = SweepFolder.of(sweep.path)
+        print("\n".join(sweep.status_lines(sweep.reconcile())))
+        return
+    request = None
+    if args.config or args.notebook or args.grid or args.variant or args.seeds or args.overrides or args.parameters:
+        if args.config and args.notebook:
+            raise SweepError("give --config (train runs) or --notebook (notebook runs), not both")
+        request = SweepSpec.create(
+            "notebook" if args.notebook else "train", args.notebook or args.config,
+            base=[*args.overrides, *(f"{name}={value}" for name, value in args.parameters)], grid=args.grid,
+            variants=[(v[0], v[1:]) for v in args.variant], seeds=args.seeds)
+        request.validate()  # every combination checked before the sweep folder is touched
+    spec, added = sweep.open(request)
+    spec.validate()
+    ids = launch.select_jobs(sweep, rerun_failed=args.rerun_failed)
+    counts = ", ".join(f"{n} {status}" for status, n in sweep.counts().items())
+    print(f"sweep {sweep.path}: {len(spec.jobs())} jobs ({counts}); {len(added)} new; {len(ids)} to run now")
+    if args.print_commands:
+        lines = launch.job_commands(sweep, ids, threads=args.threads)
+        print("\n".join(lines))
+        print(f"(also in {sweep.commands})", file=sys.stderr)
+        return
+    if args.executor == "local":
+        try:
+            launch.run_local(sweep, ids, jobs=args.jobs or 1, threads=args.threads,
+                             gpus=[g for g in args.gpus.split(",") if g])
+        except KeyboardInterrupt:
+            print(f"lwtgpf sweep: stopped; `lwtgpf sweep --out {args.out}` resumes the interrupted and pending jobs",
+                  file=sys.stderr)
+            raise
+    else:
+        parameters = {"slurm_array_parallelism": args.jobs} if args.executor == "slurm" and args.jobs else {}
+        for name, value in (("timeout_min", args.timeout_min), ("slurm_partition", args.partition),
+                            ("gpus_per_node", args.gpus_per_job), ("mem_gb", args.mem_gb)):
+            if value:
+                parameters[name] = value
+        parameters.update(_key_values(args.submitit_set, "--submitit-set"))
+        launch.submit(sweep, ids, cluster="slurm" if args.executor == "slurm" else "local", threads=args.threads,
+                      parameters=parameters, wait=not args.no_wait)
+        if args.no_wait:
+            return
+    manifest = sweep.reconcile()
+    failed = [job for job, entry in manifest["jobs"].items() if entry["status"] in ("failed", "interrupted")]
+    print(f"sweep {sweep.path}: " + ", ".join(f"{n} {status}" for status, n in sweep.counts(manifest).items()))
+    if failed:
+        raise SweepError(f"{len(failed)} job(s) did not finish ({', '.join(failed[:3])}{', ...' if len(failed) > 3 else ''}); "
+                         f"their errors: `lwtgpf sweep --out {args.out} --status`; after a fix, "
+                         f"`lwtgpf sweep --out {args.out} --rerun-failed` reruns them")
+
+
+def cmd_compare(args: argparse.Namespace) -> None:
+    """Final metrics grouped by the swept keys (mean +- std over seeds), curves; CSV / PNG with --out."""
+    from lwtgpf.experiments.compare import compare
+    from lwtgpf.experiments.manifest import SweepFolder
+
+    result = compare(args.sources, by=args.by or None, metrics=args.metrics or None)
+    print(result.markdown())
+    if args.runs:
+        shown = [c for c in ["group", "seed", "status", *result.metrics, "path"] if c in result.runs]
+        print(result.runs[shown].to_string(index=False))
+    out = args.out
+    if not out and len(args.sources) == 1 and SweepFolder.is_sweep(args.sources[0]):
+        out = str(SweepFolder(args.sources[0]).comparison)
+    if out:
+        for path in result.write(out, metric=args.metric):
+            print(f"wrote {path}")
+
+
+def _key_values(items: list[str], option: str) -> dict:
+    """`KEY=VALUE` texts -> {key: YAML-parsed value}."""
+    import yaml
+
+    from lwtgpf.errors import UserError
+
+    parsed = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise UserError(f"{option} {item!r} is not of the form KEY=VALUE")
+        parsed[key] = yaml.safe_load(text)
+    return parsed
+
+
 def _config_dataset_model(args: argparse.Namespace):
     """(config, dataset, model in eval mode on its device) for evaluate / extract.
 
@@ -293,6 +401,63 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="", help="run folder (default: runs/NAME, with a suffix if it exists)")
     p.add_argument("--list", action="store_true", help="print the notebook's parameters and exit")
     p.set_defaults(func=cmd_notebook)
+
+    p = verbs.add_parser("info", help="what produced a run (code, packages, machine, seed, data, times); "
+                                      "two runs: their differences key by key")
+    p.add_argument("runs", nargs="+", metavar="RUN", help="a run folder, a notebook run folder or a sweep folder; or two runs")
+    p.add_argument("--all", action="store_true", help="also list bookkeeping keys (times, command line) that differ")
+    p.set_defaults(func=cmd_info)
+
+    p = verbs.add_parser("sweep", help="one run per combination of a grid x seeds, N at a time or through a scheduler",
+                         description="Runs `lwtgpf train` (--config) or `lwtgpf notebook` (--notebook) once per "
+                                     "combination into OUT/runs/<job>/, with a manifest (OUT/manifest.json). "
+                                     "Run it again to resume: done jobs are skipped.")
+    p.add_argument("--out", required=True, help="the sweep folder (new, or an existing sweep to resume or extend)")
+    p.add_argument("--config", default=None, help="preset or YAML file: each job is `lwtgpf train`")
+    p.add_argument("--notebook", default=None, help="a notebook in notebooks/ or an .ipynb: each job is `lwtgpf notebook`")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="a setting of every job (config key; for notebooks also a parameter name)")
+    p.add_argument("-p", dest="parameters", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                   help="a notebook parameter of every job")
+    p.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
+                   help="an axis of the grid (repeatable; the grid is the product), e.g. --grid cluster.eps=0.4,0.5")
+    p.add_argument("--variant", action="append", nargs="+", default=[], metavar="NAME_THEN_KEY=VALUE",
+                   help="a named set of settings, one axis with the other variants: --variant leff method=lwtgpf "
+                        "'model.leff_stages=[true,true,true,true]'")
+    p.add_argument("--seeds", nargs="+", default=[], type=int, help="train.seed of each combination, e.g. --seeds 1 2 3")
+    p.add_argument("--jobs", type=int, default=None,
+                   help="jobs at once: here (default 1), or the Slurm array's parallelism (default: no limit)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads per job (default: cores // --jobs)")
+    p.add_argument("--gpus", default="", help="GPU ids handed to the --jobs slots in turn, e.g. 0,1")
+    p.add_argument("--rerun-failed", action="store_true", help="also rerun failed jobs (done jobs never rerun)")
+    p.add_argument("--print-commands", action="store_true",
+                   help="print one shell line per job to run (GNU parallel, a Slurm job array) instead of running")
+    p.add_argument("--status", action="store_true", help="print every job's status and error, and exit")
+    p.add_argument("--job", default="", help="run this one job of the sweep (what --print-commands lines do)")
+    p.add_argument("--executor", choices=["local", "slurm", "submitit-local"], default="local",
+                   help="local: --jobs subprocesses here; slurm: a submitit job array; submitit-local: submitit's "
+                        "local executor (needs pip install 'lwtgpf[slurm]')")
+    p.add_argument("--timeout-min", type=int, default=None, help="scheduler time limit per job (minutes)")
+    p.add_argument("--partition", default=None, help="Slurm partition")
+    p.add_argument("--gpus-per-job", type=int, default=None, help="GPUs per scheduler job")
+    p.add_argument("--mem-gb", type=float, default=None, help="memory per scheduler job (GB)")
+    p.add_argument("--submitit-set", action="append", default=[], metavar="KEY=VALUE",
+                   help="any other submitit parameter, e.g. slurm_account=myproject")
+    p.add_argument("--no-wait", action="store_true", help="return once the scheduler has the jobs")
+    p.set_defaults(func=cmd_sweep)
+
+    p = verbs.add_parser("compare", help="final metrics grouped by the swept keys (mean +- std over seeds) and "
+                                         "per-epoch curves of runs and sweeps")
+    p.add_argument("sources", nargs="+", metavar="RUN_OR_SWEEP", help="sweep folders, run folders or folders of runs")
+    p.add_argument("--by", action="append", default=[], metavar="KEY",
+                   help="group by this key instead (a sweep axis or any config key; repeatable)")
+    p.add_argument("--metrics", nargs="+", default=[], help="the table's metrics (default: mAP R1 mINP nmi pairwise_f "
+                                                            "num_clusters camera_split_rate minutes)")
+    p.add_argument("--metric", default="mAP", help="the metric of the final_<metric>.png bar chart")
+    p.add_argument("--out", default="", help="write comparison.csv / .md, runs.csv, curves.csv and PNGs here "
+                                             "(default for one sweep: SWEEP/comparison)")
+    p.add_argument("--runs", action="store_true", help="also print one line per run")
+    p.set_defaults(func=cmd_compare)
 
     p = verbs.add_parser("stats", help="print a dataset's statistics table (ids, images, cameras)")
     p.add_argument("dataset")

@@ -22,17 +22,21 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import re
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 import yaml
 
-from lwtgpf.config import ConfigError, load_config
+from lwtgpf.config import Config, ConfigError, load_config
 from lwtgpf.errors import UserError
+from lwtgpf.fileio import write_json_atomic
+from lwtgpf.run_folder import RunFolder
 
 NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 RUN_DIR_PARAMETER = "run_dir"  # every notebook writes its outputs (figures, executed copy) here
@@ -159,14 +163,19 @@ def check_parameters(notebook: str | Path, values: Mapping[str, Any]) -> dict[st
             checked[name] = _lookup(cfg, param.config_key) if param.config_key else value
         else:
             checked[name] = _check_type(param, value)
-    merged = {n: checked.get(n, p.default) for n, p in spec.items()}
-    overrides = {k: v for n, p in spec.items() for k, v in p.config_overrides(merged[n]).items()}
     try:  # all config-backed parameters together, as the notebook builds its config
-        load_config(merged.get("preset") or None, overrides)
+        _notebook_config(spec, checked)
     except ConfigError as err:
         together = "parameter 'preset' with the config parameters" if "preset" in spec else "the config parameters"
         raise NotebookError(f"{together}: {err}") from err
     return checked
+
+
+def _notebook_config(spec: Mapping[str, NotebookParameter], values: Mapping[str, Any]) -> Config:
+    """The config the notebook's config-backed parameters make (its `preset` parameter, if any, first)."""
+    merged = {n: values.get(n, p.default) for n, p in spec.items()}
+    overrides = {k: v for n, p in spec.items() for k, v in p.config_overrides(merged[n]).items()}
+    return load_config(merged.get("preset") or None, overrides)
 
 
 def papermill_command(notebook: Path, output: Path, parameters_file: Path, kernel: str = "python3") -> list[str]:
@@ -184,7 +193,10 @@ def run_notebook(
     """Check `parameters`, then execute `notebook` headless into `run_dir`; returns the executed notebook.
 
     `run_dir` must be new or empty (runs never overwrite runs); it receives `parameters.yaml`, the
-    executed `<name>.ipynb` and whatever the notebook writes (figures/, the training run).
+    executed `<name>.ipynb`, `provenance.json` and whatever the notebook writes (figures/, the training
+    run). provenance.json (`notebook_provenance`) is written before the kernel starts and completed
+    when papermill ends (status done / failed / interrupted, end time, seconds); the kernel gets
+    LWTGPF_NOTEBOOK_RUN=<run_dir>, so the provenance of every run a Trainer writes inside names it.
     """
     path = find_notebook(notebook)
     if RUN_DIR_PARAMETER in parameters:
@@ -197,11 +209,41 @@ def run_notebook(
     parameters_file = run_dir / "parameters.yaml"
     parameters_file.write_text(yaml.safe_dump(checked, sort_keys=False))
     output = run_dir / path.name
-    done = subprocess.run(papermill_command(path, output, parameters_file, kernel), env=env)
+    provenance = RunFolder(run_dir).provenance
+    record = notebook_provenance(path, checked, kernel)
+    write_json_atomic(provenance, record)
+    env = {**(os.environ if env is None else env), "LWTGPF_NOTEBOOK_RUN": str(run_dir)}
+    started = time.perf_counter()
+    status = "interrupted"
+    try:
+        done = subprocess.run(papermill_command(path, output, parameters_file, kernel), env=env)
+        status = "done" if done.returncode == 0 else "failed"
+    finally:
+        record.update(ended=time.strftime("%Y-%m-%d %H:%M:%S"), seconds=round(time.perf_counter() - started, 3),
+                      status=status, returncode=done.returncode if status != "interrupted" else None)
+        write_json_atomic(provenance, record)
     if done.returncode != 0:
         raise NotebookError(f"notebook {path.stem!r} failed (papermill exit {done.returncode}); "
                             f"the executed notebook with the error is {output}")
     return output
+
+
+def notebook_provenance(notebook: str | Path, parameters: Mapping[str, Any], kernel: str = "python3") -> dict[str, Any]:
+    """What a notebook run folder's provenance.json starts as: the environment (`collect_environment`:
+    code version, packages, machine, command line), the notebook (name, file, sha256 fingerprint of the
+    .ipynb), its checked parameters, the seed of the config its parameters make (`train.seed`; None for a
+    notebook without config parameters), the kernel and the start time; `run_notebook` adds the end
+    time, seconds, status and papermill's exit code."""
+    from lwtgpf.provenance import collect_environment, file_fingerprint
+
+    path = find_notebook(notebook)
+    spec = notebook_parameters(path)
+    configured = any(p.config_key or p.is_overrides for p in spec.values())  # else the notebook trains nothing
+    return {"kind": "notebook", "notebook": path.stem, "notebook_file": str(path.resolve()),
+            "notebook_fingerprint": file_fingerprint(path), "kernel": kernel, "parameters": dict(parameters),
+            "seed": _notebook_config(spec, parameters).train.seed if configured else None,
+            "started": time.strftime("%Y-%m-%d %H:%M:%S"), "ended": None, "seconds": None, "status": "running",
+            **collect_environment()}
 
 
 def latest_run(runs_folder: str | Path = "../runs") -> Path:

@@ -18,7 +18,14 @@ from pathlib import Path
 from typing import Any, Sequence
 
 PACKAGES = ("lwtgpf", "torch", "torchvision", "timm", "numpy", "scipy", "scikit-learn", "faiss-cpu",
-            "faiss-gpu-cu12", "pillow", "pandas", "papermill")
+            "faiss-gpu-cu12", "faiss-gpu", "faiss", "pillow", "pandas", "matplotlib", "umap-learn", "papermill",
+            "submitit")
+# Environment variables that change what a run computes or say who started it: thread counts (a
+# floating-point sum depends on them), visible GPUs, the scheduler's job, and the sweep / notebook run
+# that launched this process (set by `lwtgpf sweep` and `lwtgpf notebook`).
+ENVIRONMENT_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "CUDA_VISIBLE_DEVICES",
+                         "SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID", "SLURM_JOB_PARTITION",
+                         "LWTGPF_SWEEP", "LWTGPF_SWEEP_JOB", "LWTGPF_NOTEBOOK_RUN")
 SOURCE_DIR = Path(__file__).resolve().parents[1]  # the checkout when installed editable (`pip install -e .`)
 
 
@@ -38,7 +45,12 @@ def code_version() -> dict[str, Any]:
 
 
 def collect_environment(device: str = "", threads: int | None = None) -> dict[str, Any]:
-    """Plain data describing this process: code, Python and package versions, machine and device."""
+    """Plain data describing this process: code, Python and package versions, machine and device.
+
+    Keys: code {package, git_commit, git_dirty}, python, packages {distribution: version}, platform, host,
+    cpu_count, device ("cpu", "cuda:0", or "" when not known), torch_threads (intra-op threads, None when
+    not known), cuda_devices [names], command, cwd, environment {ENVIRONMENT_VARIABLES that are set}.
+    """
     versions = {name: _version(name) for name in PACKAGES}
     return {
         "code": code_version(),
@@ -52,6 +64,7 @@ def collect_environment(device: str = "", threads: int | None = None) -> dict[st
         "cuda_devices": _cuda_devices(),
         "command": command_line(),
         "cwd": os.getcwd(),
+        "environment": {name: os.environ[name] for name in ENVIRONMENT_VARIABLES if name in os.environ},
     }
 
 
@@ -62,6 +75,11 @@ def command_line(argv: Sequence[str] | None = None) -> str:
     if argv and (Path(argv[0]).name == "lwtgpf" or argv[0].endswith(("lwtgpf/cli.py", "lwtgpf/__main__.py"))):
         return " ".join(["lwtgpf", *argv[1:]])
     return " ".join(getattr(sys, "orig_argv", argv))
+
+
+def file_fingerprint(path: str | Path) -> str:
+    """A sha256 (first 16 hex digits) of a file's bytes, e.g. the notebook a run executed."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
 
 def fingerprint(rows: Sequence[tuple[Any, ...]]) -> str:

@@ -285,6 +285,18 @@ class RunFolder:
     def write_metrics(self, metrics: Mapping[str, Any]) -> None:
         write_json_atomic(self.metrics, dict(metrics))
 
+    def read_metrics(self) -> dict[str, Any]:
+        """metrics.json ({} when the run has not finished): mAP, R1, R5, R10, mINP in percent, epochs."""
+        if not self.metrics.is_file():
+            return {}
+        try:
+            metrics = json.loads(self.metrics.read_text())
+        except json.JSONDecodeError as err:
+            raise RunFolderError(f"{self.metrics}: not valid JSON ({err})") from None
+        if not isinstance(metrics, dict):
+            raise RunFolderError(f"{self.metrics}: expected a mapping of metrics, got {type(metrics).__name__}")
+        return metrics
+
     def read_provenance(self) -> dict[str, Any]:
         if not self.provenance.is_file():
             return {}

@@ -16,7 +16,8 @@ from lwtgpf.notebooks import NotebookError, available_notebooks, check_parameter
 
 from conftest import SMALL_BENCHMARK
 
-NOTEBOOKS = ["attention_windows", "clustering_explorer", "evaluate_and_rank", "quickstart", "stepwise_training"]
+NOTEBOOKS = ["attention_windows", "clustering_explorer", "compare_runs", "evaluate_and_rank", "quickstart",
+             "stepwise_training"]
 # A few seconds per epoch on a 2-core CPU (the same shrink as conftest's tiny_config).
 TINY = {"data.batch_size": 16, "data.iters_per_epoch": 2, "eval.batch_size": 64,
         "cluster.k1": 10, "cluster.k2": 3, "cluster.min_samples": 3}
@@ -40,7 +41,7 @@ def _png_files(folder: Path) -> dict[str, int]:
 
 
 # ---- committed notebooks ---------------------------------------------------------------------------
-def test_the_five_notebooks_are_committed_without_outputs():
+def test_the_notebooks_are_committed_without_outputs():
     assert available_notebooks() == NOTEBOOKS
     for name in NOTEBOOKS:
         cells = _cells(name)
@@ -180,6 +181,11 @@ def test_quickstart_generates_trains_and_saves_figures(quickstart_run):
     assert (run / "pretrain" / "checkpoints" / "last.pt").exists()  # stage 1 wrote the weights stage 2 loaded
     assert "(layout lwtgpf): loaded" in text
     assert yaml.safe_load((run / "parameters.yaml").read_text())["epochs"] == 1
+    provenance = json.loads((run / "provenance.json").read_text())  # the notebook run's own provenance
+    assert provenance["notebook"] == "quickstart" and provenance["parameters"]["epochs"] == 1
+    assert provenance["status"] == "done" and provenance["code"]["git_commit"] and provenance["seconds"] > 0
+    trained = json.loads((run / "train" / "provenance.json").read_text())  # the Trainer's, inside the kernel
+    assert trained["environment"]["LWTGPF_NOTEBOOK_RUN"] == str(run.resolve()) and trained["seed"] == 1
     train = run / "train"
     assert (train / "checkpoints" / "last.pt").exists()
     assert yaml.safe_load((train / "config.yaml").read_text())["train"]["epochs"] == 1  # parameter reached config

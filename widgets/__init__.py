@@ -15,7 +15,8 @@ from .dashboard import PurityDashboard
 from .explorer import ClusterExplorer
 from .proxy_umap import ProxyUMAP
 from .ranklist import RankList
+from .sweep import SweepView
 from .workbench import Workbench
 
 __all__ = ["AttentionWindows", "ClusterExplorer", "FigureView", "ProxyUMAP", "PurityDashboard", "RankList",
-           "Workbench"]
+           "SweepView", "Workbench"]

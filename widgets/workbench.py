@@ -1,4 +1,4 @@
-"""The five views of one RunState in an ipywidgets Tab."""
+"""The five views of one RunState in an ipywidgets Tab (and a sweep tab on request: `open_sweep`)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -36,6 +36,17 @@ class Workbench(W.VBox):
         for i, view in enumerate(self.views.values()):
             self.tab.set_title(i, view.title)
         super().__init__([self.tab])
+
+    def open_sweep(self, sources, metric: str = "mAP"):
+        """Open a sweep folder (or run folders) in a "sweep" tab, added on first use; returns its SweepView."""
+        from .sweep import SweepView
+
+        if "sweep" not in self.views:
+            self.views["sweep"] = SweepView(metric=metric)
+            self.tab.children = (*self.tab.children, self.views["sweep"])
+            self.tab.set_title(len(self.tab.children) - 1, SweepView.title)
+        self.views["sweep"].load(sources)
+        return self.views["sweep"]
 
     def refresh(self) -> None:
         for view in self.views.values():
