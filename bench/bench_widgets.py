@@ -36,7 +36,7 @@ from lwtgpf.cluster import PseudoLabels, proxy_centroids, pseudo_label
 from lwtgpf.config import load_config
 from lwtgpf.data.synthetic import generate_synthetic
 from lwtgpf.engine.trainer import Trainer
-from lwtgpf.runs import UMAP_EPOCHS, Embedding, Reclusterer, RunState, cluster_summaries, umap_embedding
+from lwtgpf.workbench import UMAP_EPOCHS, Embedding, Reclusterer, RunState, cluster_summaries, umap_embedding
 from lwtgpf.viz.workbench_figures import (
     DASHBOARD_PANELS,
     PointLayer,

@@ -102,7 +102,7 @@ def test_a_notebook_run_opens_from_the_repository_root(home, tmp_path):
     overrides = json.dumps({k: v for k, v in TINY.items() if k != "train.eval_every"})
     lwtgpf("notebook", "stepwise_training", "-p", "data_root", home / "benchmarks", "-p", "epochs", "1",
            "-p", "config_overrides", overrides, "--out", out, cwd=tmp_path)
-    script = ("from lwtgpf.runs import RunState; import sys; s = RunState.from_run_dir(sys.argv[1]); "
+    script = ("from lwtgpf.workbench import RunState; import sys; s = RunState.from_run_dir(sys.argv[1]); "
               "print('mAP', round(s.ranking(5)['mAP'], 4), 'epoch', s.epoch)")
     done = subprocess.run([sys.executable, "-c", script, str(out / "train")], cwd=NOTEBOOK_DIR.parent,
                           capture_output=True, text=True, env=ENV, timeout=300)

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from lwtgpf.engine.trainer import Trainer
-from lwtgpf.runs import RunState
+from lwtgpf.workbench import RunState
 from lwtgpf.viz.workbench_figures import query_attention
 from widgets import AttentionWindows, ClusterExplorer, ProxyUMAP, PurityDashboard, RankList, Workbench
 

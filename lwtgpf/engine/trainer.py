@@ -135,6 +135,7 @@ class Trainer:
         # State after each step: what a notebook or widget reads.
         self.epoch = 0  # completed epochs
         self.history: list[dict[str, Any]] = []
+        self.labels_history: dict[int, np.ndarray] = {}  # epoch -> (N,) pseudo labels that epoch trained on
         self.features: torch.Tensor | None = None  # (N, F, D) train features of this epoch
         self.pseudo: PseudoLabels | None = None
         self.memory: CameraProxyMemory | None = None
@@ -158,6 +159,7 @@ class Trainer:
             if self.dist.is_main:
                 self.run.write_history(self.history)  # logs back in step with the checkpoint
                 self.run.drop_epochs_after(self.epoch)  # records of epochs the resume redoes
+            self.labels_history = {e: self.run.read_labels(e) for e in self.run.stored_epochs()}
 
     def close(self) -> None:
         """Release the run folder (its lock) before `fit` ends it, e.g. to resume it from another process."""
@@ -299,6 +301,7 @@ class Trainer:
         row: dict[str, Any] = {"epoch": self.epoch + 1}
         row.update(self.train_epoch())
         self.epoch += 1
+        self.labels_history[self.epoch] = self.pseudo.labels
         row.update(self.pseudo.log_row())
         if self._should_evaluate():
             results = self.evaluate()

@@ -19,17 +19,12 @@ from matplotlib.patches import PathPatch, Rectangle
 from matplotlib.path import Path as MplPath
 from matplotlib.ticker import MaxNLocator
 
+from lwtgpf.viz.workbench_figures import target_figure
+
 EVENT_COLOURS = {"kept": "#4c72b0", "split": "#dd8452", "merged": "#55a868", "dissolved": "#8c8c8c",
                  "appeared": "#8172b3"}
 OUTLIERS = -1
 HIGHLIGHT = "#d62728"
-
-
-def _figure(fig: Figure | None, size: tuple[float, float]) -> Figure:
-    if fig is None:
-        return Figure(figsize=size)
-    fig.clear()
-    return fig
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -67,7 +62,7 @@ def lineage_figure(lineage, title: str = "", max_clusters: int = 10, highlight_a
     """Left: how many clusters of each epoch were kept / split / merged / dissolved / appeared.
     Right: the crops of the largest events flowing from their clusters at epoch a to epoch b, bands
     coloured by what happened to the cluster they leave, widths in crops; highlighted clusters framed red."""
-    fig = _figure(fig, (11, 5.2))
+    fig = target_figure(fig, (11, 5.2))
     counts_ax, flow_ax = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1, 2.6]})
     names = ["kept", "split", "merged", "dissolved", "appeared"]
     at_a = [lineage.counts_a.get(n, 0) for n in names]
@@ -159,7 +154,7 @@ def trajectory_figure(steps, title: str, cursor: int | None = None, fig: Figure 
     """Per epoch, a stacked bar of the group's crops by cluster (largest first; green: the cluster holds
     the group's crops of several cameras, orange: of one camera only; grey: outliers), with the number
     of clusters the group spans and the purity of its largest cluster as lines."""
-    fig = _figure(fig, (10, 4.2))
+    fig = target_figure(fig, (10, 4.2))
     ax = fig.add_subplot()
     epochs = [s.epoch for s in steps]
     for step in steps:
@@ -202,7 +197,7 @@ def camera_pairs_figure(pairs, series: dict[int, tuple[float, float, float]], ep
     Middle: wrong pairs (crops of a and b clustered together that are different people).
     Right: over epochs, cross-camera recall, same-camera recall and pair precision (`series`:
     {epoch: (cross recall, same recall, precision)})."""
-    fig = _figure(fig, (12, 4))
+    fig = target_figure(fig, (12, 4))
     recall_ax, wrong_ax, curve_ax = fig.subplots(1, 3, gridspec_kw={"width_ratios": [1, 1, 1.4]})
     cams = [f"c{i + 1}" for i in range(len(pairs.correct))]
     for ax, matrix, name, cmap, fmt in ((recall_ax, pairs.recall, "recall (same person clustered together)",

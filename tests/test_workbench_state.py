@@ -13,7 +13,7 @@ from lwtgpf.data import build_test_transform
 from lwtgpf.engine.extract import extract_features
 from lwtgpf.engine.trainer import Trainer
 from lwtgpf.run_folder import RunFolderError
-from lwtgpf.runs import Reclusterer, RunState, cluster_summaries
+from lwtgpf.workbench import Reclusterer, RunState, cluster_summaries
 
 
 
