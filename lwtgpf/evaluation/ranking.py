@@ -31,7 +31,7 @@ them, one chunk of queries at a time (never more than `chunk_size x G` distances
   only they are sorted. A query's same-person crops (its matches and its junk) come from a per-person
   index of the gallery, never from the (C, G) label matrices. The cost beyond the distance matmul is
   one pass over the chunk plus a sort of the candidates: small when true matches rank high, and a
-  chunk whose candidates are more than 1/`SORT_FRACTION` of it is ranked by sorting instead.
+  chunk whose candidates are more than `SORT_SHARE` of it is ranked by sorting instead.
 """
 from __future__ import annotations
 
@@ -47,10 +47,10 @@ import torch.nn.functional as F
 # and label masks: several hundred MiB). Fewer elements save memory but cost time (smaller matmuls,
 # per-chunk overhead).
 CHUNK_ELEMENTS = 1 << 24
-# A chunk whose candidates (entries up to each row's farthest match) exceed 1 / SORT_FRACTION of its
+# A chunk whose candidates (entries up to each row's farthest match) are more than this share of its
 # entries is ranked by sorting whole rows instead (same ranks; cheaper when nearly everything is a
-# candidate, as with an untrained model).
-SORT_FRACTION = 4
+# candidate, as with an untrained model). 1.0: never.
+SORT_SHARE = 0.25
 
 
 # ----------------------------------------------------------------------------------------------
@@ -211,7 +211,7 @@ def _rank_chunk(dist: torch.Tensor, labels: _Labels, start: int, topk: int = 0) 
         threshold = torch.maximum(threshold, kth)
 
     flat = _flat_nonzero(dist <= threshold[:, None]).to(device)  # candidates, by (row, gallery index)
-    if len(flat) * SORT_FRACTION > dist.numel():
+    if len(flat) > SORT_SHARE * dist.numel():
         return _rank_chunk_by_sort(dist, labels, start, topk)
     cand_row, cand_gallery = flat // num_g, flat % num_g
     # Sort the candidates by (row, distance, gallery index): stable sorts keep the index order.
