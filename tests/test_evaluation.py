@@ -314,13 +314,15 @@ def test_nearest_stable_equals_stable_argsort_with_ties():
 # ------------------------------------------------------------------------------------------------
 
 def _random_chunk_case(rng):
-    """A small split whose distances tie often (a few integer levels) or never (uniform floats);
-    few people and cameras, so queries without a match, all-junk rows and long junk runs occur."""
+    """A small split whose distances tie often (a few integer levels, negative ones, -0.0 beside
+    +0.0) or never (uniform floats); few people and cameras, so queries without a match, all-junk
+    rows and long junk runs occur."""
     num_q, num_g = int(rng.integers(1, 14)), int(rng.integers(1, 40))
     if rng.random() < 0.7:
-        dist = rng.integers(0, int(rng.integers(1, 6)), (num_q, num_g)).astype(np.float32)
+        dist = rng.integers(-2, int(rng.integers(-1, 5)), (num_q, num_g)).astype(np.float32)
+        dist[(dist == 0) & (rng.random(dist.shape) < 0.5)] = -0.0  # ties with +0.0
     else:
-        dist = rng.random((num_q, num_g)).astype(np.float32)
+        dist = (rng.random((num_q, num_g)) - 0.5).astype(np.float32)
     num_ids, num_cams = int(rng.integers(1, 6)), int(rng.integers(1, 4))
     labels = (rng.integers(0, num_ids, num_q), rng.integers(0, num_ids, num_g),
               rng.integers(0, num_cams, num_q), rng.integers(0, num_cams, num_g))

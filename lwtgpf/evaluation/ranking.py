@@ -177,6 +177,25 @@ def _flat_nonzero(mask: torch.Tensor) -> torch.Tensor:
     return mask.reshape(-1).nonzero().squeeze(1)
 
 
+def _sort_by_row_and_value(rows: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """The permutation (int64) that sorts entries by (row, value), equal keys keeping their order.
+
+    rows (P,) int64 ascending, values (P,) float. float32 values: one stable sort of the int64 keys
+    row * 2^32 + (the value's bits mapped to an order-preserving integer), in numpy on the CPU (3x
+    faster than two torch sorts there); other dtypes: a stable sort by value, then by row."""
+    if values.dtype != torch.float32:
+        by_value = torch.sort(values, stable=True).indices
+        return by_value[torch.sort(rows[by_value], stable=True).indices]
+    values = values + 0.0  # -0.0 becomes +0.0: equal floats must get equal keys
+    if values.device.type == "cpu":
+        bits = values.numpy().view(np.int32).astype(np.int64)
+        bits ^= (bits >> 31) & 0x7FFFFFFF  # negative floats: reverse the magnitude order
+        return torch.from_numpy(np.argsort((rows.numpy() << 32) + bits, kind="stable"))
+    bits = values.view(torch.int32).long()
+    bits ^= (bits >> 31) & 0x7FFFFFFF
+    return torch.sort((rows << 32) + bits, stable=True).indices
+
+
 # ----------------------------------------------------------------------------------------------
 # ranks of the true matches, one chunk of queries at a time
 # ----------------------------------------------------------------------------------------------
@@ -214,9 +233,7 @@ def _rank_chunk(dist: torch.Tensor, labels: _Labels, start: int, topk: int = 0) 
     if len(flat) > SORT_SHARE * dist.numel():
         return _rank_chunk_by_sort(dist, labels, start, topk)
     cand_row, cand_gallery = flat // num_g, flat % num_g
-    # Sort the candidates by (row, distance, gallery index): stable sorts keep the index order.
-    by_dist = torch.sort(dist.reshape(-1)[flat], stable=True).indices
-    order = by_dist[torch.sort(cand_row[by_dist], stable=True).indices]
+    order = _sort_by_row_and_value(cand_row, dist.reshape(-1)[flat])  # then by gallery index
     position = torch.empty_like(order)
     position[order] = torch.arange(len(order), device=device)  # sorted position of each candidate
     row_start = torch.searchsorted(cand_row, torch.arange(num_c, device=device))  # (C,)
