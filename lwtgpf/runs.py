@@ -12,7 +12,7 @@ Everything a widget or a static figure needs comes from here, as plain arrays an
     state.embedding()                2-D UMAP of the crops and proxy centroids (`Embedding`)
     state.attention(split, index)    a crop and the attention maps of every block (`CropAttention`)
     state.rank_list(query, k)        a query's top-k gallery crops, correct / wrong (`RankList`)
-    state.ranking(k)                 evaluate_features(..., return_topk=k) of every query (mAP, per-query AP)
+    state.ranking(k)                 evaluate_extracted(..., return_topk=k) of every query (mAP, per-query AP)
     state.crop(record)               the crop as an (H, W, 3) uint8 array
 
 Helpers of their own: `Reclusterer` (re-clustering with cached kNN / Jaccard), `umap_embedding`,
@@ -60,9 +60,9 @@ from lwtgpf.cluster import (
 from lwtgpf.config import ClusterConfig, Config, load_config
 from lwtgpf.data import Record, ReidDataset, build_dataset, build_test_transform, read_image
 from lwtgpf.engine.checkpoint import load_checkpoint
+from lwtgpf.engine.evaluate import evaluate_extracted
 from lwtgpf.engine.extract import extract_features
 from lwtgpf.engine.trainer import METHODS
-from lwtgpf.evaluation import evaluate_features
 from lwtgpf.models import build_model
 from lwtgpf.models.lewinvit import AttentionMap
 
@@ -411,14 +411,11 @@ class RunState:
         return self._cached("test_features", compute)
 
     def ranking(self, k: int) -> dict[str, Any]:
-        """`evaluate_features(..., return_topk=k)` of this epoch: mAP, per_query_ap, topk (Q, k), ..."""
+        """`evaluate_extracted(..., return_topk=k)` of this epoch (re-ranked when the run's config says
+        eval.rerank): mAP, per_query_ap, topk (Q, k), ..."""
         def compute() -> dict[str, Any]:
             q, g = self.test_features()
-            ds = self.dataset
-            return evaluate_features(
-                q, g, [r.pid for r in ds.query], [r.pid for r in ds.gallery], [r.camid for r in ds.query],
-                [r.camid for r in ds.gallery], max_rank=min(self.cfg.eval.max_rank, len(g)), return_topk=k,
-            )
+            return evaluate_extracted(q, g, self.dataset.query, self.dataset.gallery, self.cfg, return_topk=k)
 
         return self._cached(("ranking", k), compute)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import numpy as np
+import pandas as pd
 import pytest
 import scipy.sparse as sp
 import torch
@@ -222,3 +223,18 @@ def test_evaluation_refuses_reranking_that_does_not_fit_before_extracting(monkey
     cfg.eval.rerank = False  # without re-ranking nothing is checked: extraction starts
     with pytest.raises(pytest.fail.Exception, match="extracted features"):
         engine.evaluate_model(model, dataset, cfg)
+
+
+def test_cli_evaluates_with_reranking_and_writes_ranked_lists(synthetic_root, tmp_path, capsys):
+    # eval.rerank with ranked lists used to raise; now the lists follow the re-ranked distance.
+    from lwtgpf.cli import main
+
+    csv_path = tmp_path / "ranked.csv"
+    argv = ["evaluate", "--config", "synthetic", "--set", f"data.root={synthetic_root}", "--set",
+            "eval.batch_size=64", "--set", "eval.rerank=true", "--ranked-csv", str(csv_path), "--topk", "5"]
+    assert main(argv) == 0
+    assert "mAP" in capsys.readouterr().out
+    ranked = pd.read_csv(csv_path)
+    assert set(ranked["rank"]) == {1, 2, 3, 4, 5}
+    same = (ranked["query_pid"] == ranked["gallery_pid"]) & (ranked["query_camid"] == ranked["gallery_camid"])
+    assert not same.any()

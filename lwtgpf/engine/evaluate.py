@@ -1,14 +1,14 @@
 """Evaluate a model on a dataset's query/gallery: the one path the trainer and `lwtgpf evaluate` share."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 
 from lwtgpf.config import Config
 from lwtgpf.data import build_test_transform
-from lwtgpf.data.records import ReidDataset
+from lwtgpf.data.records import Record, ReidDataset
 from lwtgpf.engine.extract import extract_features
 from lwtgpf.evaluation import available_memory_bytes, estimate_rerank_bytes, evaluate_features
 
@@ -26,6 +26,29 @@ def check_rerank_memory(num_query: int, num_gallery: int, dim: int, cfg: Config)
             f"eval.rerank=true needs about {need / 2**30:.1f} GiB for {num_query} queries x {num_gallery} "
             f"gallery crops ({dim}-d features) but {available / 2**30:.1f} GiB is available; free memory "
             "or evaluate with eval.rerank=false")
+
+
+def evaluate_extracted(
+    q_feats: torch.Tensor,
+    g_feats: torch.Tensor,
+    query: Sequence[Record],
+    gallery: Sequence[Record],
+    cfg: Config,
+    return_topk: int = 0,
+) -> dict[str, Any]:
+    """The evaluation of `evaluate_model` from already extracted features (Q, D), (G, D) of the
+    `query` and `gallery` records: plain or, with eval.rerank, re-ranked (memory checked first).
+    Returns `lwtgpf.evaluation.evaluate_features`' dict."""
+    check_rerank_memory(len(query), len(gallery), q_feats.shape[1], cfg)
+    labels = (
+        np.array([r.pid for r in query]), np.array([r.pid for r in gallery]),
+        np.array([r.camid for r in query]), np.array([r.camid for r in gallery]),
+    )
+    return evaluate_features(
+        q_feats, g_feats, *labels, max_rank=cfg.eval.max_rank, return_topk=return_topk,
+        rerank=cfg.eval.rerank, rerank_k1=cfg.eval.rerank_k1, rerank_k2=cfg.eval.rerank_k2,
+        rerank_lambda=cfg.eval.rerank_lambda,
+    )
 
 
 def evaluate_model(
@@ -51,14 +74,4 @@ def evaluate_model(
         batch_size=cfg.eval.batch_size, workers=cfg.data.workers, device=device, amp_dtype=amp_dtype,
         desc="evaluate",
     )
-    if not isinstance(dim, int):  # a model without test_feature_dim: check as soon as the size is known
-        check_rerank_memory(len(query), len(gallery), feats.shape[1], cfg)
-    q, g = feats[: len(query)], feats[len(query):]
-    labels = (
-        np.array([r.pid for r in query]), np.array([r.pid for r in gallery]),
-        np.array([r.camid for r in query]), np.array([r.camid for r in gallery]),
-    )
-    return evaluate_features(
-        q, g, *labels, max_rank=cfg.eval.max_rank, return_topk=return_topk, rerank=cfg.eval.rerank,
-        rerank_k1=cfg.eval.rerank_k1, rerank_k2=cfg.eval.rerank_k2, rerank_lambda=cfg.eval.rerank_lambda,
-    )
+    return evaluate_extracted(feats[: len(query)], feats[len(query):], query, gallery, cfg, return_topk)
