@@ -21,11 +21,14 @@ version torchreid and open-reid ship), from the features, with the same steps (s
    matmul (`KReciprocalReranking.chunks`), so the (Q, G) matrix is never held; `evaluate_features(...,
    rerank=True)` ranks each chunk as it comes.
 
-The row maxima of step 1 need every distance once: one pass over the square blocks of the N x N
-matrix (each block serves its rows and, transposed, its columns), holding one block at a time.
+The row maxima of step 1 need every distance once. The kNN search already scores every pair once
+(square blocks of x x^T, each serving its rows and, transposed, its columns, in bf16 where that is
+faster): `FarthestScan` watches those blocks, keeps each row's candidates for its farthest crop
+within a proven rounding margin, and re-scores them in float64. So the whole re-ranking costs one
+pass over the N x N scores (the kNN's), one over the Q x G distances (the chunks) and sparse work.
 
 Precision and deviations from the reference (which works on float32 distance matrices):
-- dot products for V are float64 (exact products of the float32 unit features), the row maxima and
+- dot products for V and the row maxima are float64 (exact products of the float32 unit features),
   the final chunks float32 matmuls like the reference's; results agree with it to about 1e-7 (the
   tests ask 1e-6) when no two neighbours of a crop are within rounding of each other.
 - neighbour lists follow the kNN contract (float64 distance, ties by smaller index, i itself first
@@ -34,8 +37,9 @@ Precision and deviations from the reference (which works on float32 distance mat
 - fewer crops than k1 + 1: every list holds all N crops, as in the reference.
 
 Memory (N = Q + G crops, D dims, at MSMT17 N = 93,820, D = 768): the normalised features N D float32,
-the kNN search's own (about 1 GB at 100k crops, see lwtgpf/cluster/knn.py), V and its query expansion
-(a few hundred float64 entries per row), the (Q, G) Jaccard pairs that share a column, and one chunk.
+the kNN search's own (its bf16 copy, one score block, candidate pools), V and its query expansion
+(a few hundred float64 entries per row), the (Q, G) Jaccard pairs that share a column (about 1,500
+per query on bench/bench_evaluation.py's MSMT17-sized features) and one chunk of distances.
 `estimate_rerank_bytes` gives the figure `lwtgpf.engine.evaluate` checks before extracting features.
 """
 from __future__ import annotations
@@ -53,7 +57,6 @@ from lwtgpf.cluster.knn import BF16_UNIT_ROUNDOFF, Neighbours, nearest_neighbour
 
 from .ranking import CHUNK_ELEMENTS, _as_feature_pair, _resolve_chunk_size
 
-ROW_BLOCK = 4096  # rows of x scored at once against all N when a row's farthest crop is found directly
 # estimate_rerank_bytes: calibrated constants (see there)
 PER_NEIGHBOUR_BYTES = 60
 JACCARD_PAIRS_PER_QUERY = 2000
@@ -80,7 +83,7 @@ class FarthestScan:
     that margin of it (a superset, since the running minimum only falls); `squared_farthest` re-scores
     the survivors in float64 (exact products, `pair_dots`) and takes the smallest. A block that would
     add more than FOUND_PER_ROW entries to a row (near-constant features) drops them and marks the
-    row, whose farthest is then found by a float32 matmul against all rows.
+    row, whose farthest is then found by a float32 matmul against all rows (float32 precision).
     """
 
     def __init__(self, n: int, device: torch.device):
@@ -157,10 +160,11 @@ class FarthestScan:
         rows, cols = rows[keep], cols[keep]
         lowest = torch.full((len(x),), float("inf"), dtype=torch.float64, device=x.device)
         lowest.scatter_reduce_(0, rows, pair_dots(x, rows, cols), reduce="amin")
-        for start in range(0, len(x), ROW_BLOCK):  # rows over the cap: a float32 matmul against all
-            over = self.overflow[start:start + ROW_BLOCK].nonzero().squeeze(1) + start
-            if len(over):
-                lowest[over] = (x[over] @ x.T).amin(dim=1).double()
+        over = self.overflow.nonzero().squeeze(1)  # rows over the cap: a float32 matmul against all
+        step = max(1, CHUNK_ELEMENTS // len(x))
+        for start in range(0, len(over), step):
+            rows = over[start:start + step]
+            lowest[rows] = (x[rows] @ x.T).amin(dim=1).double()
         return (2.0 - 2.0 * lowest).square()
 
 
@@ -229,22 +233,20 @@ class KReciprocalReranking:
         Every chunk is written into one reused buffer: use a chunk before asking for the next."""
         step = _resolve_chunk_size(chunk_size, self.num_gallery)
         q, g = self.features[: self.num_query], self.features[self.num_query:]
-        lam = self.lambda_value
-        row_max = self.row_max.to(q.device, torch.float32)
-        indptr = torch.from_numpy(self.jaccard.indptr.astype(np.int64))
-        cols = torch.from_numpy(self.jaccard.indices.astype(np.int64)).to(q.device)
-        jaccard = torch.from_numpy(self.jaccard.data.astype(np.float32)).to(q.device)
-        buffer = torch.empty((min(step, len(q)), len(g)), dtype=torch.float32, device=q.device)
+        device, lam = q.device, self.lambda_value
+        row_max = self.row_max.to(device, torch.float32)
+        indptr = self.jaccard.indptr.astype(np.int64)  # the stored pairs of query i: indptr[i]:indptr[i + 1]
+        pairs_per_query = torch.from_numpy(np.diff(indptr)).to(device)
+        pair_gallery = torch.from_numpy(self.jaccard.indices.astype(np.int64)).to(device)
+        pair_jaccard = torch.from_numpy(self.jaccard.data.astype(np.float32)).to(device)
+        buffer = torch.empty((min(step, len(q)), len(g)), dtype=torch.float32, device=device)
         for start in range(0, len(q), step):
             stop = min(start + step, len(q))
             dist = torch.mm(q[start:stop], g.T, out=buffer[: stop - start])
-            dist.mul_(-2.0).add_(2.0).square_().div_(row_max[start:stop, None])  # D(i, j)
-            dist.mul_(lam)
-            lo, hi = int(indptr[start]), int(indptr[stop])
-            rows = torch.repeat_interleave(
-                torch.arange(stop - start, device=q.device), (indptr[start + 1: stop + 1] - indptr[start:stop]).to(q.device))
-            at = (rows, cols[lo:hi])
-            shared = dist[at] + jaccard[lo:hi] * (1.0 - lam)  # (1 - lambda) J + lambda D where J < 1
+            dist.mul_(-2.0).add_(2.0).square_().div_(row_max[start:stop, None]).mul_(lam)  # lambda D(i, j)
+            rows = torch.repeat_interleave(torch.arange(stop - start, device=device), pairs_per_query[start:stop])
+            at = (rows, pair_gallery[indptr[start]:indptr[stop]])
+            shared = dist[at] + pair_jaccard[indptr[start]:indptr[stop]] * (1.0 - lam)  # the pairs with J < 1
             dist.add_(1.0 - lam)  # J = 1 everywhere else
             dist[at] = shared
             yield start, dist
