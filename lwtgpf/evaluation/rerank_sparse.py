@@ -76,40 +76,48 @@ class FarthestScan:
     """The largest distance of every row, max_j d(i, j)^2 with d = 2 - 2 x_i.x_j, riding on the kNN's
     pass over the score blocks of x x^T (a `nearest_neighbours` block_observer), for unit rows x.
 
-    A score block comes in the search's precision (bf16 or fp32) with a bound e_i on each score's
-    error (the search's bound plus the final rounding to bf16). The farthest crop j* of i has the
-    smallest exact score, so its approximate score is at most the smallest approximate score plus
-    2 e_i. Per row this keeps the running minimum of the approximate scores and every entry within
-    that margin of it (a superset, since the running minimum only falls); `squared_farthest` re-scores
-    the survivors in float64 (exact products, `pair_dots`) and takes the smallest. A block that would
-    add more than FOUND_PER_ROW entries to a row (near-constant features) drops them and marks the
-    row, whose farthest is then found by a float32 matmul against all rows (float32 precision).
+    A score block comes in the search's precision (bf16 or fp32): the fp32 sum of row i is within
+    b_i of the exact score (the search's bound), and bf16 rounds that sum once more, by at most
+    2^-8 |score| (u). With s^ the approximate scores, j^ the row's approximate argmin (s^ = low) and
+    j* its true farthest crop (smallest exact score): s^(j*) <= s(j*) + e(j*) <= s(j^) + e(j*)
+    <= low + e(j^) + e(j*), e = b_i + u |s^|, |s^(j*)| <= |low| + 0.05, so every candidate for j*
+    has s^ <= low + margin(low), margin(low) = 2 b_i + 2u (|low| + 0.05) (+1e-6 for float rounding).
+    low + margin(low) only falls as low falls, so per row this keeps the running minimum of the
+    approximate scores and, from each block, every entry within that margin of it (a superset of
+    the final candidates); `squared_farthest` re-scores the final candidates in float64 (exact
+    products, `pair_dots`) and takes the smallest. A block that would add more than FOUND_PER_ROW
+    entries to a row (near-constant features) drops them and marks the row, whose farthest is then
+    found by a float32 matmul against all rows (float32 precision).
     """
 
     def __init__(self, n: int, device: torch.device):
         self.lowest = torch.full((n,), float("inf"), dtype=torch.float32, device=device)
         self.overflow = torch.zeros(n, dtype=torch.bool, device=device)
-        self.margin: torch.Tensor | None = None  # (N,) float32, from the first block's error bound
+        self.error: torch.Tensor | None = None  # (N,) float64 b_i, from the first block
+        self.rounding = 0.0  # u of the scores' dtype
         self.found: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []  # rows, cols, approx scores
         self.mask: np.ndarray | None = None  # reused CPU buffer for the comparisons
 
     def __call__(self, scores: torch.Tensor, rows_i: slice, rows_j: slice, error: torch.Tensor) -> None:
-        if self.margin is None:
-            rounding = BF16_UNIT_ROUNDOFF * 1.02 if scores.dtype == torch.bfloat16 else 0.0  # |score| <= 1.01
-            margin = 2.0 * (error.double() + rounding) + 1e-6
-            self.margin = margin.float().to(self.lowest.device)
-            self.margin = self.margin.nextafter(torch.full_like(self.margin, float("inf")))  # round up
+        if self.error is None:
+            self.error = error.double().to(self.lowest.device)
+            self.rounding = BF16_UNIT_ROUNDOFF if scores.dtype == torch.bfloat16 else 0.0
         self._add(scores, rows_i, rows_j, dim=1)
         if rows_j.start != rows_i.start:
             self._add(scores, rows_j, rows_i, dim=0)  # the rows of J run down the columns
 
+    def _limit(self, queries: slice | torch.Tensor) -> torch.Tensor:
+        """(Q,) float64 low + margin(low) of these rows (class docstring)."""
+        low = self.lowest[queries].double()
+        return low + 2.0 * self.error[queries] + 2.0 * self.rounding * (low.abs() + 0.05) + 1e-6
+
     def _add(self, scores: torch.Tensor, queries: slice, cands: slice, dim: int) -> None:
         """Keep the entries of `scores` (I, J) within the margin of their query's running minimum;
         queries run along 1 - dim, their candidates along dim."""
-        low = torch.minimum(self.lowest[queries], scores.amin(dim=dim).float())
-        self.lowest[queries] = low
-        limit = (low + self.margin[queries]).to(scores.dtype)
-        limit = torch.where(limit.float() < low + self.margin[queries],  # rounded down to bf16: one step up
+        self.lowest[queries] = torch.minimum(self.lowest[queries], scores.amin(dim=dim).float())
+        wanted = self._limit(queries)
+        limit = wanted.to(scores.dtype)
+        limit = torch.where(limit.double() < wanted,  # rounded down to the scores' dtype: one step up
                             limit.nextafter(torch.full_like(limit, float("inf"))), limit)
         flat, over = self._at_most(scores, limit, dim)
         self.overflow[queries] |= over
@@ -156,7 +164,7 @@ class FarthestScan:
         """(N,) float64 max_j d(i, j)^2 after the pass, x the (N, D) unit rows the pass scored."""
         rows, cols, approx = (torch.cat(parts) for parts in zip(*self.found))
         self.found = []
-        keep = (approx <= (self.lowest + self.margin)[rows]) & ~self.overflow[rows]
+        keep = (approx.double() <= self._limit(rows)) & ~self.overflow[rows]
         rows, cols = rows[keep], cols[keep]
         lowest = torch.full((len(x),), float("inf"), dtype=torch.float64, device=x.device)
         lowest.scatter_reduce_(0, rows, pair_dots(x, rows, cols), reduce="amin")
