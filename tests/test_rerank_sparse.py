@@ -238,3 +238,17 @@ def test_cli_evaluates_with_reranking_and_writes_ranked_lists(synthetic_root, tm
     assert set(ranked["rank"]) == {1, 2, 3, 4, 5}
     same = (ranked["query_pid"] == ranked["gallery_pid"]) & (ranked["query_camid"] == ranked["gallery_camid"])
     assert not same.any()
+
+
+@pytest.mark.gpu
+def test_gpu_reranking_equals_cpu():
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+    q, g = _features(3, 30, 300, 64, "clustered")
+    cpu = KReciprocalReranking(q, g).distance()
+    gpu = KReciprocalReranking(q.cuda(), g.cuda()).distance()
+    np.testing.assert_allclose(gpu, cpu, rtol=0, atol=1e-6)
+    labels = (np.arange(30) % 7, np.arange(300) % 7, np.zeros(30), np.ones(300))
+    on_cpu = evaluate_features(q, g, *labels, rerank=True, return_topk=5)
+    on_gpu = evaluate_features(q.cuda(), g.cuda(), *labels, rerank=True, return_topk=5)
+    assert on_gpu["mAP"] == pytest.approx(on_cpu["mAP"], abs=1e-9)
