@@ -7,14 +7,14 @@
 Rows, each measured in its own subprocess (so its peak RSS is its own):
   floor         the distance matmul alone: normalise, (C, D) x (D, G) matmul and 2 - 2cos per chunk
                 of queries, nothing else (`distance_chunks`, the same chunks as `fast`)
-  naive         full (Q, G) distance matrix, full argsort, per-query Python loop (torchreid style,
-                `reference_evaluate_rank`)
-  dense         full (Q, G) distance matrix, then `evaluate_rank` (stable sort of every row, vectorised)
+  fast          `evaluate_features`: chunked distances ranked by partial selection
   sort          chunked distances, stable sort of every row per chunk (the evaluation before partial
                 selection: `evaluate_features` ranked by `_rank_chunk_by_sort`)
-  fast          `evaluate_features`: chunked distances ranked by partial selection
-  rerank-dense  k-reciprocal re-ranking by the dense reference `re_ranking_features`, then `evaluate_rank`
+  dense         full (Q, G) distance matrix, then `evaluate_rank` (stable sort of every row, vectorised)
+  naive         full (Q, G) distance matrix, full argsort, per-query Python loop (torchreid style,
+                `reference_evaluate_rank`)
   rerank        `evaluate_features(rerank=True)`: sparse re-ranking in bounded memory (rerank_sparse.py)
+  rerank-dense  k-reciprocal re-ranking by the dense reference `re_ranking_features`, then `evaluate_rank`
   rerank-diff   max |dense - sparse| of the two re-ranked (Q, G) matrices, also with the dense reference
                 given the sparse path's neighbour lists (not in the default list; see rerank_difference)
 A row whose estimated memory does not fit in this machine's available memory is skipped and says so.
@@ -22,7 +22,9 @@ A row whose estimated memory does not fit in this machine's available memory is 
 Features are random with identity structure (a random centre per person plus noise, d = 768), the
 camera of each crop random among the dataset's cameras, Market-style pid 0 distractors in the
 gallery. "peak RSS" is the worker's peak resident memory minus its peak after the features were
-made (ru_maxrss), i.e. what the method itself added. Re-ranking uses k1 20, k2 6, lambda 0.3.
+made (ru_maxrss), i.e. what the method itself added; "load" the 1-minute load average as the row
+ended (the row's own two threads account for up to about 2 of it; more means other work shared the
+CPU). Re-ranking uses k1 20, k2 6, lambda 0.3.
 """
 from __future__ import annotations
 
@@ -43,7 +45,8 @@ SCALES = {
     "market": (3368, 15913, 750, 6, 2798),
     "msmt17": (11659, 82161, 3060, 15, 0),
 }
-METHODS = ("floor", "naive", "dense", "sort", "fast", "rerank-dense", "rerank", "rerank-diff")
+# floor and fast first and side by side (their ratio is the headline), the long baselines after them
+METHODS = ("floor", "fast", "sort", "dense", "naive", "rerank", "rerank-dense", "rerank-diff")
 DEFAULT_METHODS = METHODS[:-1]
 NOISE = 2.5  # per-dimension noise around a person's centre (unit-variance centres)
 
@@ -203,7 +206,8 @@ def main() -> None:
     scales = list(SCALES) if args.scale == "all" else [args.scale]
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, d = {args.dim}, CPU; "
           f"load average at start {load_average()}")
-    header = f"{'scale':<8} {'Q x G':>15} {'method':<12} {'time (s)':>9} {'peak RSS (MB)':>14} {'mAP':>7} {'R1':>7}"
+    header = (f"{'scale':<8} {'Q x G':>15} {'method':<12} {'time (s)':>9} {'peak RSS (MB)':>14} {'load':>5} "
+              f"{'mAP':>7} {'R1':>7}")
     print(header)
     print("-" * len(header))
     for scale in scales:
@@ -229,7 +233,9 @@ def main() -> None:
                 quality = f" {100 * row['mAP']:>6.2f}% {100 * row['R1']:>6.2f}%"
             else:
                 quality = f" {'-':>7} {'-':>7}"
-            print(f"{prefix} {row['seconds']:>9.1f} {row['peak_rss_delta'] / 2**20:>14.0f}{quality}", flush=True)
+            load = os.getloadavg()[0]  # 1-minute load average as the row ends: other work on the machine
+            print(f"{prefix} {row['seconds']:>9.1f} {row['peak_rss_delta'] / 2**20:>14.0f} {load:>5.2f}{quality}",
+                  flush=True)
         ratios = [f"{a} / {b} = {seconds[a] / seconds[b]:.2f}"
                   for a, b in (("fast", "floor"), ("naive", "fast"), ("sort", "fast"), ("rerank-dense", "rerank"))
                   if a in seconds and b in seconds]
