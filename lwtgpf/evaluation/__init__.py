@@ -1,4 +1,5 @@
-"""Evaluation of SPEC section 7: ranking metrics (CMC, mAP, mINP) and k-reciprocal re-ranking."""
+"""Evaluation of SPEC section 7: ranking metrics (CMC, mAP, mINP) and k-reciprocal re-ranking (dense
+reference in rerank.py, bounded-memory version in rerank_sparse.py)."""
 from .ranking import (
     evaluate_features,
     evaluate_rank,
@@ -7,8 +8,17 @@ from .ranking import (
     reference_evaluate_rank,
 )
 from .rerank import re_ranking, re_ranking_features
+from .rerank_sparse import (
+    KReciprocalReranking,
+    available_memory_bytes,
+    estimate_rerank_bytes,
+    sparse_re_ranking,
+)
 
 __all__ = [
+    "KReciprocalReranking",
+    "available_memory_bytes",
+    "estimate_rerank_bytes",
     "evaluate_features",
     "evaluate_rank",
     "format_results",
@@ -16,4 +26,5 @@ __all__ = [
     "re_ranking",
     "re_ranking_features",
     "reference_evaluate_rank",
+    "sparse_re_ranking",
 ]
