@@ -13,8 +13,9 @@
         labels.npy           (N,) int32 pseudo label of every train crop that epoch trained on (-1 outlier)
         train_features.npy   (N, D) float16 global train features the labels came from (the model after
                              epoch NNN-1), at the `train.keep_features` cadence
-        test_features.npy    (Q + G, D') float16 query then gallery test features of the model after
-                             epoch NNN, on the epochs it was evaluated and features are kept
+        ranking.npz          the evaluation of the model after epoch NNN, on the epochs it was evaluated
+                             and features are kept: every query's first RANKED_LIST_LENGTH gallery
+                             crops (topk, topk_distance), per_query_ap, mAP / R1 / R5 / R10 / mINP
         weights.pt           the model after epoch NNN (`train.keep_weights`), for the attention view
         umap.npz             the workbench's 2-D embedding of that epoch, cached on first use
       figures/             static figures written by notebooks and the workbench
@@ -72,6 +73,8 @@ FIGURES = "figures"
 LOCK = ".lock"
 LAYOUT = (CONFIG, PROVENANCE, TRAIN_LOG, LOG_CSV, LOG_JSON, METRICS, CHECKPOINTS, EPOCHS, FIGURES, LOCK)
 FEATURE_DTYPE = "float16"  # stored features: half the bytes; cosine scores move by ~1e-3 at most
+RANKED_LIST_LENGTH = 20  # gallery crops kept per query in ranking.npz (the rank list view shows up to this)
+RANKING_KEYS = ("topk", "topk_distance", "per_query_ap", "mAP", "mINP", "R1", "R5", "R10", "cmc")
 
 # Settings a resumed run may change: where the data is, and how it is read. Everything else would make
 # the run something it was not started as.
@@ -326,7 +329,7 @@ class RunFolder:
             return []
         return sorted(int(p.name) for p in folder.iterdir() if p.name.isdigit() and (p / "labels.npy").is_file())
 
-    def write_epoch(self, epoch: int, labels, train_features=None, test_features=None, model_state=None) -> int:
+    def write_epoch(self, epoch: int, labels, train_features=None, ranking=None, model_state=None) -> int:
         """Store what epoch `epoch` saw (see the layout); returns the bytes written.
 
         Written before the epoch's checkpoint: a crash in between redoes the epoch and overwrites it.
@@ -335,10 +338,16 @@ class RunFolder:
 
         folder = self.epoch_dir(epoch)
         written = self._write_array(folder / "labels.npy", np.asarray(labels, dtype=np.int32))
-        for name, features in (("train_features", train_features), ("test_features", test_features)):
-            if features is not None:
-                array = features.float().cpu().numpy() if hasattr(features, "cpu") else np.asarray(features)
-                written += self._write_array(folder / f"{name}.npy", array.astype(FEATURE_DTYPE))
+        if train_features is not None:
+            array = train_features.float().cpu().numpy() if hasattr(train_features, "cpu") else np.asarray(train_features)
+            written += self._write_array(folder / "train_features.npy", array.astype(FEATURE_DTYPE))
+        if ranking is not None:
+            import io
+
+            buffer = io.BytesIO()
+            np.savez(buffer, **{key: np.asarray(ranking[key]) for key in RANKING_KEYS})
+            atomic_write(folder / "ranking.npz", lambda stream: stream.write(buffer.getvalue()))
+            written += len(buffer.getvalue())
         if model_state is not None:
             import torch
 
@@ -355,12 +364,22 @@ class RunFolder:
             raise RunFolderError(f"{self.path} stores no labels of epoch {epoch} (stored: {self.stored_epochs()})")
         return np.load(path).astype(np.int64)
 
-    def read_features(self, epoch: int, kind: str):
-        """The stored `kind` ("train" or "test") features of `epoch` as float32, or None when not kept."""
+    def read_features(self, epoch: int):
+        """The stored (N, D) global train features of `epoch` as float32, or None when not kept."""
         import numpy as np
 
-        path = self.epoch_dir(epoch) / f"{kind}_features.npy"
+        path = self.epoch_dir(epoch) / "train_features.npy"
         return np.load(path).astype(np.float32) if path.is_file() else None
+
+    def read_ranking(self, epoch: int) -> dict | None:
+        """The stored evaluation of `epoch` (RANKING_KEYS; scalars as floats), or None when not kept."""
+        import numpy as np
+
+        path = self.epoch_dir(epoch) / "ranking.npz"
+        if not path.is_file():
+            return None
+        with np.load(path) as saved:
+            return {key: saved[key].item() if saved[key].ndim == 0 else saved[key] for key in saved.files}
 
     def drop_epochs_after(self, epoch: int) -> None:
         """Remove records of epochs after `epoch` (a resume redoes them)."""

@@ -20,7 +20,7 @@ from .selection import Selection
 class AttentionWindows(FigureView):
     title = "attention windows"
 
-    def __init__(self, state: RunState, split: str = "query", index: int = 0, selection: Selection | None = None):
+    def __init__(self, state: RunState, split: str = "query", index: int = 0, selection: Selection | None = None, visible: bool = True):
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
         try:
@@ -40,11 +40,9 @@ class AttentionWindows(FigureView):
         branches = [("b1", 0), ("b2", 1)] if hasattr(state.model, "branches") else [("-", 0)]
         self.branch = W.Dropdown(options=branches, value=0, description="last stage")
         super().__init__(state, [self.split, self.crop, self.stage, self.block, self.head, self.row, self.col,
-                                 self.branch], selection)
-        with self.quietly():
-            self.sync_controls()
-            self.row.value, self.col.value = self.row.max // 2, self.col.max // 2  # start in the middle
-        self.redraw()
+                                 self.branch], selection, visible)
+        self._centred = False  # the query token starts in the middle of the grid, once the crop is known
+        self.start()
 
     def current(self):
         """The CropAttention of the chosen crop (computed on first use)."""
@@ -73,6 +71,10 @@ class AttentionWindows(FigureView):
         self.crop.max = max(len(self.state.dataset.split(self.split.value)) - 1, 0)
         if self.unsupported:
             return
+        if not self._centred:
+            self._centred = True
+            self.sync_controls()
+            self.row.value, self.col.value = self.row.max // 2, self.col.max // 2
         crop, stage = self.current(), self.stage.value
         blocks = [b for s, b in self.blocks if s == stage]
         _set_options(self.block, [(f"{b}" + (" (shifted)" if crop.map(stage, b).shift else ""), b) for b in blocks])

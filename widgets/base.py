@@ -31,7 +31,8 @@ class FigureView(W.VBox):
     title = "view"
     size = (10.0, 5.0)  # inches at DPI, until a draw resizes the figure
 
-    def __init__(self, state: RunState, controls: Sequence[W.Widget], selection: Selection | None = None):
+    def __init__(self, state: RunState, controls: Sequence[W.Widget], selection: Selection | None = None,
+                 visible: bool = True):
         if not isinstance(state, RunState):
             raise TypeError(f"{type(self).__name__} needs a lwtgpf.workbench.RunState, got {type(state).__name__}")
         self.state = state
@@ -45,7 +46,7 @@ class FigureView(W.VBox):
         self.canvas.resizable = False
         self.canvas.capture_scroll = False
         self.status = W.HTML()
-        self.visible = True
+        self.visible = visible  # a hidden view (a Workbench tab not on screen) draws when shown
         self.stale = True
         self.last_draw_seconds = 0.0
         self.on_epoch: Callable[[int], None] | None = None  # set by a Workbench: a view asks to go to an epoch
@@ -95,6 +96,11 @@ class FigureView(W.VBox):
         self.stale = False
         self.last_draw_seconds = time.perf_counter() - start
         self.status.value = message or self.describe()
+
+    def start(self) -> None:
+        """The end of a subclass's __init__: draw now when on screen, else when first shown."""
+        if self.visible:
+            self.refresh()
 
     def refresh(self) -> None:
         """Re-read the state (after trainer.step(), an epoch change, or while a run folder is written)."""

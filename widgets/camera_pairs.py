@@ -19,9 +19,9 @@ from .selection import Selection
 class CameraPairsView(FigureView):
     title = "camera pairs"
 
-    def __init__(self, state: RunState, selection: Selection | None = None):
-        super().__init__(state, [], selection)
-        self.refresh()
+    def __init__(self, state: RunState, selection: Selection | None = None, visible: bool = True):
+        super().__init__(state, [], selection, visible)
+        self.start()
 
     def draw(self, fig: Figure) -> None:
         state = self.state

@@ -23,13 +23,13 @@ TABLE_KEYS = ("epoch", "nmi", "ari", "pairwise_precision", "pairwise_recall", "n
 class PurityDashboard(FigureView):
     title = "pseudo-label purity"
 
-    def __init__(self, state: RunState, selection: Selection | None = None):
+    def __init__(self, state: RunState, selection: Selection | None = None, visible: bool = True):
         self.panels = W.SelectMultiple(options=list(DASHBOARD_PANELS), value=tuple(DASHBOARD_PANELS),
                                        description="panels", rows=len(DASHBOARD_PANELS))
         self.table = W.HTML()
-        super().__init__(state, [self.panels], selection)
+        super().__init__(state, [self.panels], selection, visible)
         self.children = (*self.children, self.table)
-        self.refresh()
+        self.start()
 
     def draw(self, fig: Figure) -> None:
         history = self.state.history

@@ -33,7 +33,7 @@ CROPS_PER_CLUSTER = 8
 class ClusterExplorer(FigureView):
     title = "cluster explorer"
 
-    def __init__(self, state: RunState, selection: Selection | None = None):
+    def __init__(self, state: RunState, selection: Selection | None = None, visible: bool = True):
         c = state.cfg.cluster
         slider = dict(continuous_update=False, style={"description_width": "initial"})
         self.eps = W.FloatSlider(value=c.eps, min=0.05, max=0.95, step=0.01, description="eps", **slider)
@@ -46,9 +46,9 @@ class ClusterExplorer(FigureView):
         self.rows: list[tuple[int, np.ndarray]] = []  # (cluster, members) of each row drawn, top to bottom
         self.boxes: list = []
         self._pseudo_key = None
-        super().__init__(state, [self.eps, self.min_samples, self.k1, self.k2, self.examples], selection)
+        super().__init__(state, [self.eps, self.min_samples, self.k1, self.k2, self.examples], selection, visible)
         self.children = (*self.children[:1], self.metrics, *self.children[1:])
-        self.refresh()
+        self.start()
 
     def settings(self) -> dict[str, float]:
         return dict(eps=self.eps.value, min_samples=self.min_samples.value, k1=self.k1.value, k2=self.k2.value)

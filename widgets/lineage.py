@@ -20,11 +20,11 @@ from .selection import Selection
 class LineageView(FigureView):
     title = "lineage"
 
-    def __init__(self, state: RunState, selection: Selection | None = None):
+    def __init__(self, state: RunState, selection: Selection | None = None, visible: bool = True):
         self.other = W.Dropdown(options=[0], value=0, description="with epoch")
         self.clusters = W.IntSlider(value=10, min=3, max=30, description="clusters", continuous_update=False)
-        super().__init__(state, [self.other, self.clusters], selection)
-        self.refresh()
+        super().__init__(state, [self.other, self.clusters], selection, visible)
+        self.start()
 
     def epochs(self) -> tuple[int, int]:
         a, b = self.state.epoch, self.other.value

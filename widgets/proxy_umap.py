@@ -31,10 +31,10 @@ HOVER_PX = 8.0  # a point within this many screen pixels of the mouse is the one
 class ProxyUMAP(FigureView):
     title = "proxy UMAP"
 
-    def __init__(self, state: RunState, selection: Selection | None = None, n_neighbors: int = 15,
+    def __init__(self, state: RunState, selection: Selection | None = None, visible: bool = True, n_neighbors: int = 15,
                  n_epochs: int = UMAP_EPOCHS, seed: int = 0):
         self.umap_args = dict(n_neighbors=n_neighbors, n_epochs=n_epochs, seed=seed)
-        self.show = W.Dropdown(options=list(SHOW), value="crops + proxies", description="show")
+        self.layers = W.Dropdown(options=list(SHOW), value="crops + proxies", description="show")
         self.colour = W.Dropdown(options=list(COLOUR_BY), value="camera", description="colour by")
         self.tool = W.ToggleButtons(options=["box", "lasso"], value="box", description="drag",
                                     tooltips=["drag a rectangle to select the crops in it", "draw around crops"])
@@ -42,19 +42,19 @@ class ProxyUMAP(FigureView):
         self.preview_text = W.HTML("hover a point to see its crop")
         self.hovered: tuple[str, int] | None = None
         self._selector = None
-        super().__init__(state, [self.show, self.colour, self.tool], selection)
+        super().__init__(state, [self.layers, self.colour, self.tool], selection, visible)
         controls, canvas, status = self.children
         self.children = (controls, W.HBox([canvas, W.VBox([self.preview, self.preview_text])]), status)
-        self.refresh()
+        self.start()
 
     # ---- what is shown ---------------------------------------------------------------------------
     def shown_points(self) -> list[tuple[str, np.ndarray]]:
         """[(kind, (M, 2) UMAP xy)] of the layers on screen."""
         embedding = self.state.embedding(**self.umap_args)
         layers = []
-        if self.show.value != "proxies":
+        if self.layers.value != "proxies":
             layers.append(("crop", embedding.crops))
-        if self.show.value != "crops":
+        if self.layers.value != "crops":
             layers.append(("proxy", embedding.proxies))
         return layers
 
@@ -146,9 +146,9 @@ class ProxyUMAP(FigureView):
         proxy_colours = {"camera": proxies.camera_of_proxy, "pseudo cluster": proxies.cluster_of_proxy,
                          "true identity": state.proxy_true_ids(proxies)}[self.colour.value]
         layers = []
-        if self.show.value != "proxies":
+        if self.layers.value != "proxies":
             layers.append(PointLayer("crops", embedding.crops, crop_colours, "o", 10.0))
-        if self.show.value != "crops":
+        if self.layers.value != "crops":
             layers.append(PointLayer("proxy centroids", embedding.proxies, proxy_colours, "*", 90.0))
         picked = self.selection.indices
         picked = picked[picked < len(embedding.crops)]

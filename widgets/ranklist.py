@@ -14,18 +14,19 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from lwtgpf.viz.workbench_figures import CORRECT_COLOUR, WRONG_COLOUR, Tile, rank_list_figure
+from lwtgpf.run_folder import RANKED_LIST_LENGTH
 from lwtgpf.workbench import RunState
 
 from .base import FigureView
 from .selection import Selection
 
-MAX_K = 20
+MAX_K = RANKED_LIST_LENGTH  # what a run folder keeps per query and epoch
 
 
 class RankList(FigureView):
     title = "rank list"
 
-    def __init__(self, state: RunState, query: int = 0, k: int = 10, selection: Selection | None = None):
+    def __init__(self, state: RunState, query: int = 0, k: int = 10, selection: Selection | None = None, visible: bool = True):
         if not 1 <= k <= MAX_K:
             raise ValueError(f"k must be in [1, {MAX_K}], got {k}")
         self.query = W.BoundedIntText(value=query, min=0, max=max(len(state.dataset.query) - 1, 0),
@@ -34,8 +35,8 @@ class RankList(FigureView):
         self.on_open: Callable[[str, int], None] | None = None  # (split, index) of a clicked crop
         self.boxes: list = []
         self.ranked = None
-        super().__init__(state, [self.query, self.k], selection)
-        self.refresh()
+        super().__init__(state, [self.query, self.k], selection, visible)
+        self.start()
 
     def current(self):
         """The RankList of the chosen query, cut to k."""

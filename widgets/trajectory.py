@@ -19,11 +19,11 @@ from .selection import Selection
 class TrajectoryView(FigureView):
     title = "trajectory"
 
-    def __init__(self, state: RunState, selection: Selection | None = None):
+    def __init__(self, state: RunState, selection: Selection | None = None, visible: bool = True):
         self.identity = W.Dropdown(options=[("-", -1)], value=-1, description="identity",
                                    style={"description_width": "initial"}, layout=W.Layout(width="420px"))
-        super().__init__(state, [self.identity], selection)
-        self.refresh()
+        super().__init__(state, [self.identity], selection, visible)
+        self.start()
 
     def sync_controls(self) -> None:
         worst = self.state.worst_identities(count=20) if self.state.epochs else []

@@ -54,9 +54,8 @@ class Workbench(W.VBox):
         self.views = {}
         for name, view in VIEWS.items():
             kwargs = {"n_epochs": umap_epochs} if view is ProxyUMAP else {}
-            self.views[name] = view(state, selection=self.selection, **kwargs)
+            self.views[name] = view(state, selection=self.selection, visible=False, **kwargs)
             self.views[name].on_epoch = self.go_to
-            self.views[name].visible = False
         self.views["rank_list"].on_open = self.open_crop
         self.tab = W.Tab(children=list(self.views.values()))
         for i, view in enumerate(self.views.values()):

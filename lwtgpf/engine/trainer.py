@@ -56,7 +56,7 @@ from lwtgpf.memory import CameraProxyMemory
 from lwtgpf.methods import METHODS
 from lwtgpf.models import build_model
 from lwtgpf.models.pretrained import load_model_state
-from lwtgpf.run_folder import RunFolder
+from lwtgpf.run_folder import RANKED_LIST_LENGTH, RunFolder
 
 
 def pick_device(name: str) -> torch.device:
@@ -304,7 +304,7 @@ class Trainer:
         self.labels_history[self.epoch] = self.pseudo.labels
         row.update(self.pseudo.log_row())
         if self._should_evaluate():
-            results = self.evaluate()
+            results = self.evaluate(return_topk=RANKED_LIST_LENGTH if self.run is not None else 0)
             row.update({key: results[key] for key in ("mAP", "R1", "R5", "R10", "mINP")})
         row.update({f"sec_{phase}": round(sec, 3) for phase, sec in self._phase_seconds.items()})
         for phase, sec in self._phase_seconds.items():
@@ -334,7 +334,7 @@ class Trainer:
         size = self.run.write_epoch(
             self.epoch, self.pseudo.labels,
             train_features=self.features[:, 0] if keep and self.features is not None else None,
-            test_features=self.last_eval.get("features") if keep and evaluated else None,
+            ranking=self.last_eval if keep and evaluated and "topk" in self.last_eval else None,
             model_state=self.model.state_dict() if keep and self.cfg.train.keep_weights else None,
         )
         if keep:

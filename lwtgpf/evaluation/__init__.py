@@ -6,6 +6,7 @@ from .ranking import (
     format_results,
     pairwise_distance,
     reference_evaluate_rank,
+    topk_distances,
 )
 from .rerank import re_ranking, re_ranking_features
 from .rerank_sparse import (
@@ -27,4 +28,5 @@ __all__ = [
     "re_ranking_features",
     "reference_evaluate_rank",
     "sparse_re_ranking",
+    "topk_distances",
 ]

@@ -482,6 +482,18 @@ def evaluate_features(
     return _evaluate_chunks(chunks, labels, num_q, max_rank, topk)
 
 
+def topk_distances(q_feats: Any, g_feats: Any, topk: np.ndarray) -> np.ndarray:
+    """(Q, k) float32 squared Euclidean distance between unit features (2 - 2cos) of each query to the
+    gallery crops of its ranked list `topk` ((Q, k) gallery indices, -1 padding -> NaN)."""
+    q, g = _as_feature_pair(q_feats, g_feats)
+    index = torch.as_tensor(np.asarray(topk), dtype=torch.long, device=q.device)
+    picked = g[index.clamp(min=0)]  # (Q, k, D)
+    cosine = torch.einsum("qd,qkd->qk", F.normalize(q.float(), dim=1), F.normalize(picked.float(), dim=2))
+    distance = (2 - 2 * cosine).clamp(min=0).cpu().numpy().astype(np.float32)
+    distance[np.asarray(topk) < 0] = np.nan
+    return distance
+
+
 def reference_evaluate_rank(
     distmat: np.ndarray,
     q_pids: np.ndarray,

@@ -152,8 +152,8 @@ def _node_size(lineage, side: str, cluster: int, flows: np.ndarray) -> int:
 
 def trajectory_figure(steps, title: str, cursor: int | None = None, fig: Figure | None = None) -> Figure:
     """Per epoch, a stacked bar of the group's crops by cluster (largest first; green: the cluster holds
-    the group's crops of several cameras, orange: of one camera only; grey: outliers), with the number
-    of clusters the group spans and the purity of its largest cluster as lines."""
+    the group's crops of several cameras, orange: of one camera only; grey: outliers), the group's share
+    in its largest cluster over each bar, and the number of clusters it spans as a line."""
     fig = target_figure(fig, (10, 4.2))
     ax = fig.add_subplot()
     epochs = [s.epoch for s in steps]
@@ -170,20 +170,23 @@ def trajectory_figure(steps, title: str, cursor: int | None = None, fig: Figure 
     ax.set_xlabel("epoch")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("crops")
+    for step in steps:  # the share of the group in its largest cluster, over each bar
+        ax.text(step.epoch, int(step.crops.sum()) + step.outliers, f"{100 * step.largest_share:.0f}%",
+                ha="center", va="bottom", fontsize=7)
     twin = ax.twinx()
-    twin.plot(epochs, [s.num_clusters for s in steps], "k.-", label="clusters spanned")
-    twin.plot(epochs, [s.purity * max(1, max((s.num_clusters for s in steps), default=1)) for s in steps],
-              ":", color="#4c72b0", label="purity of its largest cluster (scaled)")
+    twin.plot(epochs, [s.num_clusters for s in steps], "k.-", label="clusters spanned (right axis)")
     twin.set_ylabel("clusters spanned")
-    twin.set_ylim(bottom=0)
+    twin.set_ylim(0, max([s.num_clusters for s in steps] + [1]) * 1.3)
+    twin.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylim(0, max([int(s.crops.sum()) + s.outliers for s in steps] + [1]) * 1.25)
     if cursor is not None:
         ax.axvline(cursor, color=HIGHLIGHT, linewidth=1, linestyle="--")
     handles = [Rectangle((0, 0), 1, 1, color=c) for c in ("#55a868", "#dd8452", "#cfcfcf")]
     ax.legend(handles + twin.get_legend_handles_labels()[0],
               ["multi-camera cluster", "camera-pure cluster", "outliers"] + twin.get_legend_handles_labels()[1],
-              fontsize=7, loc="upper left", ncol=2)
-    ax.set_title(title, fontsize=9)
-    fig.subplots_adjust(left=0.08, right=0.92, top=0.88, bottom=0.13)
+              fontsize=7, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=4, frameon=False)
+    ax.set_title(title, fontsize=9, pad=22)
+    fig.subplots_adjust(left=0.08, right=0.92, top=0.84, bottom=0.13)
     return fig
 
 

@@ -6,8 +6,6 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from lwtgpf.data import Record
 
@@ -32,20 +30,19 @@ class RankList:
     average_precision: float
 
 
-def rank_list(results: dict[str, Any], q_feats: torch.Tensor, g_feats: torch.Tensor, query: Sequence[Record],
-              gallery: Sequence[Record], query_index: int) -> RankList:
-    """The RankList of `query_index` from evaluation `results` (with "topk" and "per_query_ap")."""
+def rank_list(results: dict[str, Any], query: Sequence[Record], gallery: Sequence[Record],
+              query_index: int) -> RankList:
+    """The RankList of `query_index` from evaluation `results` ("topk", "topk_distance", "per_query_ap":
+    `lwtgpf.engine.evaluate.evaluate_extracted` with return_topk, or a run folder's stored ranking)."""
     if not 0 <= query_index < len(query):
         raise IndexError(f"query has {len(query)} crops; index {query_index} is out of range")
-    row = results["topk"][query_index]
-    row = row[row >= 0]
-    qf = F.normalize(q_feats[query_index:query_index + 1].float(), dim=1)
-    gf = F.normalize(g_feats[torch.as_tensor(row, dtype=torch.long)].float(), dim=1)
-    distance = (2 - 2 * qf @ gf.T)[0].numpy().astype(np.float32)
-    shown = tuple(gallery[i] for i in row)
+    row = np.asarray(results["topk"][query_index])
+    kept = row >= 0
+    shown = tuple(gallery[i] for i in row[kept])
     record = query[query_index]
     return RankList(
-        query_index=query_index, query=record, gallery_index=np.asarray(row, dtype=np.int64), gallery=shown,
-        distance=distance, correct=np.array([r.pid == record.pid for r in shown], dtype=bool),
+        query_index=query_index, query=record, gallery_index=row[kept].astype(np.int64), gallery=shown,
+        distance=np.asarray(results["topk_distance"][query_index])[kept].astype(np.float32),
+        correct=np.array([r.pid == record.pid for r in shown], dtype=bool),
         average_precision=float(results["per_query_ap"][query_index]),
     )

@@ -45,7 +45,7 @@ from lwtgpf.engine.extract import extract_features
 from lwtgpf.methods import METHODS
 from lwtgpf.models import build_model
 from lwtgpf.models.pretrained import load_model_state
-from lwtgpf.run_folder import RunFolder
+from lwtgpf.run_folder import RANKED_LIST_LENGTH, RunFolder
 
 from . import history
 from .attention import CropAttention, attention_blocks, crop_attention
@@ -216,10 +216,10 @@ class RunState:
 
     # ---- features --------------------------------------------------------------------------------
     def _stored(self, kind: str, epoch: int) -> int | None:
-        """The latest epoch <= `epoch` whose `kind` ("train" / "test" / "weights") the run folder kept."""
+        """The latest epoch <= `epoch` whose `kind` ("train" features / "ranking" / "weights") the run kept."""
         if self.run is None:
             return None
-        name = "weights.pt" if kind == "weights" else f"{kind}_features.npy"
+        name = {"weights": "weights.pt", "ranking": "ranking.npz", "train": "train_features.npy"}[kind]
         kept = [e for e in self.run.stored_epochs() if e <= epoch and (self.run.epoch_dir(e) / name).is_file()]
         return kept[-1] if kept else None
 
@@ -237,7 +237,7 @@ class RunState:
         stored = self._stored("train", self.epoch)
         if stored is not None:
             return self._cached(("train_features", stored), lambda: torch.from_numpy(
-                self.run.read_features(stored, "train")).unsqueeze(1))
+                self.run.read_features(stored)).unsqueeze(1))
         return self._cached(("train_features", "final"), self._extract_train_features)
 
     def _extract_train_features(self) -> torch.Tensor:
@@ -325,40 +325,42 @@ class RunState:
 
     # ---- ranking ---------------------------------------------------------------------------------
     def test_source(self) -> str:
-        """Whose test features rank: "epoch e" (kept by the run) or the final / live model."""
+        """Whose evaluation the rank lists show: "epoch e" (the ranking the run kept at its evaluation
+        after epoch e) or the final / live model (evaluated here)."""
         if self.trainer is not None and self.epoch == self.latest:
             return "the live model"
-        stored = self._stored("test", self.epoch)
+        stored = self._stored("ranking", self.epoch)
         return f"epoch {stored}" if stored is not None else FINAL
 
     def test_features(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(Q, D'), (G, D') query and gallery features with the config's test-time feature."""
-        source, num_query = self.test_source(), len(self.dataset.query)
-
+        """(Q, D'), (G, D') query and gallery features of the final / live model (test-time feature)."""
         def compute() -> tuple[torch.Tensor, torch.Tensor]:
-            if source.startswith("epoch"):
-                feats = torch.from_numpy(self.run.read_features(int(source.split()[1]), "test"))
-            else:
-                feats = extract_features(
-                    self.model, list(self.dataset.query) + list(self.dataset.gallery),
-                    build_test_transform(self.cfg.data), kind="test", batch_size=self.cfg.eval.batch_size,
-                    workers=self.cfg.data.workers, device=self.device, desc="workbench evaluate")
-            return feats[:num_query], feats[num_query:]
+            feats = extract_features(
+                self.model, list(self.dataset.query) + list(self.dataset.gallery),
+                build_test_transform(self.cfg.data), kind="test", batch_size=self.cfg.eval.batch_size,
+                workers=self.cfg.data.workers, device=self.device, desc="workbench evaluate")
+            return feats[: len(self.dataset.query)], feats[len(self.dataset.query):]
 
-        return self._cached(("test_features", source), compute)
+        return self._cached("test_features", compute)
 
-    def ranking(self, k: int) -> dict[str, Any]:
-        """The evaluation of the cursor's test features, exactly as `lwtgpf evaluate` computes it (re-ranked
-        when the run's config says eval.rerank): mAP, per_query_ap, topk (Q, k), ..."""
+    def ranking(self, k: int = RANKED_LIST_LENGTH) -> dict[str, Any]:
+        """The evaluation at the cursor, exactly as the trainer and `lwtgpf evaluate` compute it (re-ranked
+        when the run's config says eval.rerank): mAP, per_query_ap, topk (Q, k), topk_distance, ...
+        From the run's stored ranking of that epoch when it kept one (k <= RANKED_LIST_LENGTH)."""
+        source = self.test_source()
+        if source.startswith("epoch") and k <= RANKED_LIST_LENGTH:
+            epoch = int(source.split()[1])
+            stored = self._cached(("ranking", epoch), lambda: self.run.read_ranking(epoch))
+            return {**stored, "topk": stored["topk"][:, :k], "topk_distance": stored["topk_distance"][:, :k]}
+
         def compute() -> dict[str, Any]:
             q, g = self.test_features()
             return evaluate_extracted(q, g, self.dataset.query, self.dataset.gallery, self.cfg, return_topk=k)
 
-        return self._cached(("ranking", self.test_source(), k), compute)
+        return self._cached(("ranking", "model", k), compute)
 
     def rank_list(self, query_index: int, k: int = 10) -> RankList:
-        q, g = self.test_features()
-        return rank_list(self.ranking(k), q, g, self.dataset.query, self.dataset.gallery, query_index)
+        return rank_list(self.ranking(k), self.dataset.query, self.dataset.gallery, query_index)
 
     # ---- across epochs ---------------------------------------------------------------------------
     def lineage(self, epoch_a: int, epoch_b: int) -> history.Lineage:
