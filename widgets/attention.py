@@ -57,15 +57,12 @@ class AttentionWindows(FigureView):
             self.sync_controls()
         self.redraw()
 
-    def redraw(self) -> None:
+    def on_selection(self) -> None:
         picked = self.selection.crops
-        if len(picked) == 1 and (self.split.value, self.crop.value) != ("train", picked[0]):
-            with self.quietly():  # a crop selected alone elsewhere opens here
-                self.split.value = "train"
-                self.sync_controls()
-                self.crop.value = picked[0]
-                self.sync_controls()
-        super().redraw()
+        if len(picked) == 1:  # a crop selected alone elsewhere opens here
+            self.show_crop("train", picked[0])
+        else:
+            self.redraw()
 
     def sync_controls(self) -> None:
         self.crop.max = max(len(self.state.dataset.split(self.split.value)) - 1, 0)

@@ -56,7 +56,7 @@ class FigureView(W.VBox):
         for control in controls:
             if hasattr(control, "value"):
                 control.observe(self._on_control, names="value")
-        self.selection.observe(lambda change: self.redraw(), names="revision")
+        self.selection.observe(lambda change: self.on_selection(), names="revision")
         self.canvas.mpl_connect("button_press_event", self._on_press)
         self.canvas.mpl_connect("button_release_event", self._on_release)
         self.canvas.mpl_connect("motion_notify_event", self.on_move)
@@ -68,6 +68,10 @@ class FigureView(W.VBox):
 
     def sync_controls(self) -> None:
         """Adapt control ranges / options to the state (called quietly: no redraw per change)."""
+
+    def on_selection(self) -> None:
+        """The shared selection changed (anywhere): redraw the highlight."""
+        self.redraw()
 
     def on_click(self, event) -> None:
         """A click (press and release at the same place) on the canvas."""

@@ -350,7 +350,7 @@ def purity_dashboard_figure(history: Sequence[dict[str, Any]], panels: Sequence[
         ax.yaxis.set_major_locator(MaxNLocator(nbins=4))
         if cursor is not None:
             ax.axvline(cursor, color="#d62728", linewidth=1, linestyle="--")
-        if ax.lines:
+        if any(not line.get_label().startswith("_") for line in ax.lines):
             ax.legend(fontsize=7)
         else:
             ax.text(0.5, 0.5, "not logged yet", ha="center", va="center", transform=ax.transAxes, fontsize=8)

@@ -126,6 +126,8 @@ class RunState:
         """Epochs whose pseudo labels are known, ascending (empty before a live trainer's first step)."""
         if self.trainer is not None:
             return sorted(self.trainer.labels_history)
+        if self.run is None:
+            return []
         return self.run.stored_epochs() or ([self._final_epoch] if self._final_epoch else [])
 
     @property
