@@ -12,7 +12,7 @@ Extraction, evaluation and pseudo-labelling are the trainer's own (`lwtgpf.engin
 """
 from .attention import CropAttention
 from .embedding import UMAP_EPOCHS, Embedding, umap_embedding
-from .history import CameraPairs, EpochShare, Lineage, camera_pairs, lineage, trajectory
+from .history import CameraPairs, EpochShare, Lineage, camera_pairs, lineage, trajectory, trajectory_story
 from .ranking import RankList
 from .recluster import ClusterSummary, Reclusterer, cluster_summaries
 from .state import SPLITS, RunState
@@ -20,5 +20,5 @@ from .state import SPLITS, RunState
 __all__ = [
     "SPLITS", "UMAP_EPOCHS", "CameraPairs", "ClusterSummary", "CropAttention", "Embedding", "EpochShare", "Lineage",
     "RankList", "Reclusterer", "RunState", "camera_pairs", "cluster_summaries", "lineage", "trajectory",
-    "umap_embedding",
+    "trajectory_story", "umap_embedding",
 ]

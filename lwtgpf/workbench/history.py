@@ -5,8 +5,9 @@ crops' true identities and cameras, so it works the same on a live trainer's his
 `epochs/NNN/labels.npy` records of a run folder (`lwtgpf.run_folder`). No plotting, no Jupyter.
 
     lineage(labels_a, labels_b)            what became of every cluster between two epochs
-    identity_trajectory(labels_by_epoch, members, ...)  where a group of crops (one identity, or one
-                                           cluster's crops) went, epoch by epoch
+    trajectory(labels_by_epoch, members, camids)  where a group of crops (one identity, or one
+                                           cluster's crops) went, epoch by epoch; trajectory_story
+                                           says it in a sentence
     camera_pairs(labels, pids, camids)     per camera pair: crops clustered together, rightly and wrongly
 
 Lineage rules (`min_share`, 0.2 by default): a flow from cluster A (epoch a) to cluster B (epoch b)
@@ -176,6 +177,25 @@ def trajectory(labels_by_epoch: dict[int, np.ndarray], members: np.ndarray, cami
         pure = np.array([len(np.unique(camids[members[mine == c]])) == 1 for c in clusters], dtype=bool)
         out.append(EpochShare(epoch, clusters, crops, sizes, pure, int((~clustered).sum())))
     return out
+
+
+def trajectory_story(steps: list[EpochShare]) -> str:
+    """One sentence on a trajectory: when the group was first split over camera-pure clusters and
+    whether (and when) it came back together in one cluster."""
+    if not steps:
+        return "no epoch stored"
+    split = [s.epoch for s in steps if s.num_clusters >= 2 and s.camera_pure.all()]
+    together = [s.epoch for s in steps if s.num_clusters == 1 and s.outliers == 0]
+    first, last = steps[0], steps[-1]
+    parts = [f"epoch {first.epoch}: {first.num_clusters} cluster(s), {100 * first.largest_share:.0f}% in the largest"]
+    if split:
+        parts.append(f"split over camera-pure clusters at epoch {split[0]}")
+        merged = [e for e in together if e > split[0]]
+        parts.append(f"together again from epoch {merged[0]}" if merged else "never together again")
+    elif together:
+        parts.append(f"in one cluster at epoch {together[0]}")
+    parts.append(f"epoch {last.epoch}: {last.num_clusters} cluster(s), {100 * last.largest_share:.0f}% in the largest")
+    return "; ".join(parts)
 
 
 @dataclass(frozen=True)
