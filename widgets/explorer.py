@@ -58,7 +58,12 @@ class ClusterExplorer(FigureView):
         return self.settings() == dict(eps=c.eps, min_samples=c.min_samples, k1=c.k1, k2=c.k2)
 
     def current(self) -> PseudoLabels:
-        """Pseudo labels at the slider settings (re-clustered only when the settings or the epoch changed)."""
+        """Pseudo labels at the slider settings: at the run's own settings, the labels the run trained on
+        (its record; nothing to compute), else re-clustered (only when the settings or the epoch changed)."""
+        if self.at_run_settings() and self.state.labels_are_kept():
+            self.pseudo = self.state.pseudo_labels()
+            self._pseudo_key = None
+            return self.pseudo
         reclusterer, settings = self.state.reclusterer(), tuple(self.settings().values())
         if self._pseudo_key is None or self._pseudo_key[0] is not reclusterer or self._pseudo_key[1] != settings:
             self.pseudo = self.state.recluster(**self.settings())
@@ -86,13 +91,15 @@ class ClusterExplorer(FigureView):
                     f"{label}\ncluster {summary.cluster}\n{len(summary.members)} crops, {summary.num_identities} ids\n"
                     f"purity {summary.purity:.2f}", summary.members, size))
                 self.rows.append((summary.cluster, summary.members))
-        phases = ", ".join(f"{k} {1000 * v:.0f} ms" for k, v in pseudo.timings.items())
-        self.metrics.value = (
-            "<b>" + html.escape("  ".join(format_quality(quality))) + "</b><br>"
-            + html.escape(f"{pseudo.proxies.num_proxies} proxies; features of {state.features_source()}; ran: "
-                          f"{phases}" + ("" if "knn" in pseudo.timings else " (kNN reused)")
-                          + ("" if "jaccard" in pseudo.timings else " (Jaccard distance reused)"))
-        )
+        if self._pseudo_key is None:
+            how = f"the labels epoch {state.epoch} trained on (the run's settings: move a slider to re-cluster)"
+        else:
+            phases = ", ".join(f"{k} {1000 * v:.0f} ms" for k, v in pseudo.timings.items())
+            how = (f"re-clustered the features of {state.features_source()}; ran: {phases}"
+                   + ("" if "knn" in pseudo.timings else " (kNN reused)")
+                   + ("" if "jaccard" in pseudo.timings else " (Jaccard distance reused)"))
+        self.metrics.value = ("<b>" + html.escape("  ".join(format_quality(quality))) + "</b><br>"
+                              + html.escape(f"{pseudo.proxies.num_proxies} proxies; {how}"))
         title = (f"eps {self.eps.value:.2f}, min_samples {self.min_samples.value}, k1 {self.k1.value}, "
                  f"k2 {self.k2.value}  ({state.source}, epoch {state.epoch}; click a row to select its cluster)")
         self.boxes = []

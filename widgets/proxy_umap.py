@@ -161,7 +161,8 @@ class ProxyUMAP(FigureView):
                  f"{state.features_source()}; grey = outlier)")
         embedding_figure(layers, title, embedding.crops[picked[0]] if len(picked) == 1 else None, crops,
                          crops_title=self.selection.describe() if len(picked) else "hover, click, or drag a "
-                         f"{self.tool.value} to select", highlight=embedding.crops[picked], fig=fig)
+                         f"{self.tool.value} to select",
+                         highlight=picked if self.layers.value != "proxies" else None, fig=fig)
         self._attach_selector(fig.axes[0])
 
     def _attach_selector(self, ax) -> None:

@@ -265,27 +265,36 @@ class PointLayer:
     size: float = 12.0
 
 
+RING_LIMIT = 300  # a larger selection fades the other points instead of ringing its own (Agg draws fewer markers)
+
+
 def embedding_figure(layers: Sequence[PointLayer], title: str, selected: np.ndarray | None = None,
                      crops: Sequence[Tile] = (), crops_title: str = "", highlight: np.ndarray | None = None,
                      fig: Figure | None = None) -> Figure:
-    """Scatter of the layers coloured by category, the selected point ringed, the points of the
-    selection (`highlight`, (M, 2)) circled in black, the selection's crops on the right.
-    The scatter is `fig.axes[0]` (what a mouse event is read against)."""
+    """Scatter of the layers coloured by category, the selected point ringed, the selection (`highlight`:
+    indices into the first layer) circled in black, or, beyond RING_LIMIT points, shown by fading the
+    others; the selection's crops on the right. The scatter is `fig.axes[0]` (what a mouse event is read
+    against)."""
     fig = target_figure(fig, (10.0, 5.0))
     ax = fig.add_axes((0.02, 0.03, 0.56, 0.82))
-    for layer in layers:
+    highlight = np.asarray([] if highlight is None else highlight, dtype=np.int64)
+    for index, layer in enumerate(layers):
         cats = np.asarray(layer.categories)
         colours = np.where(cats[:, None] >= 0, CATEGORY_COLOURS(np.maximum(cats, 0) % CATEGORY_COLOURS.N),
                            np.array(to_rgba(OUTLIER_COLOUR)))
+        if index == 0 and len(highlight) > RING_LIMIT:
+            faded = np.ones(len(cats), dtype=bool)
+            faded[highlight] = False
+            colours[faded, 3] = 0.12
         ax.scatter(layer.xy[:, 0], layer.xy[:, 1], c=colours, s=layer.size, marker=layer.marker,
                    edgecolors="black" if layer.marker != "o" else "none", linewidths=0.6, label=layer.name)
-    if highlight is not None and len(highlight):
-        ax.scatter(highlight[:, 0], highlight[:, 1], s=40, facecolors="none", edgecolors="black", linewidths=0.9,
-                   label="selected")
+    if layers and 0 < len(highlight) <= RING_LIMIT:
+        xy = layers[0].xy[highlight]
+        ax.scatter(xy[:, 0], xy[:, 1], s=40, facecolors="none", edgecolors="black", linewidths=0.9, label="selected")
     if selected is not None:
         ax.scatter([selected[0]], [selected[1]], s=260, facecolors="none", edgecolors="black", linewidths=2.0)
     if len(layers) > 1:
-        legend = ax.legend(loc="best", fontsize=8)
+        legend = ax.legend(loc="upper right", fontsize=8)  # "best" scans every point: slow at 13k
         for handle in legend.legend_handles:  # the marker shape tells the layers apart, not a colour
             handle.set_facecolor("#757575")
     ax.set_title(title, fontsize=10)

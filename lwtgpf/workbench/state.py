@@ -77,7 +77,8 @@ class RunState:
         self._final_epoch = 0
         self._history: list[dict[str, Any]] = []
         self._checkpoint_stamp: float | None = None
-        self._cache: Lru[Hashable, Any] = Lru(48)
+        self._cache: Lru[Hashable, Any] = Lru(48)  # features, embeddings, rankings, models: large, bounded
+        self._small: dict[Hashable, Any] = {}  # labels and per-epoch counts of every epoch: a few MB at most
         self._cache_version: tuple | None = None
 
     # ---- construction --------------------------------------------------------------------------
@@ -113,7 +114,7 @@ class RunState:
 
     def sync(self) -> bool:
         """Catch up with the run: a folder reloads its checkpoint if it changed on disk. True if it did."""
-        if self.trainer is not None or self.run is None:
+        if self.trainer is not None or self.run is None or not self.run.has_checkpoint():
             return False
         if self.run.checkpoint.stat().st_mtime == self._checkpoint_stamp:
             return False
@@ -128,7 +129,7 @@ class RunState:
             return sorted(self.trainer.labels_history)
         if self.run is None:
             return []
-        return self.run.stored_epochs() or ([self._final_epoch] if self._final_epoch else [])
+        return self._stored_epochs() or ([self._final_epoch] if self._final_epoch else [])
 
     @property
     def latest(self) -> int:
@@ -168,14 +169,16 @@ class RunState:
             return self.trainer.epoch, id(self.trainer.features), id(self.trainer.pseudo)
         return self._final_epoch, self._checkpoint_stamp
 
-    def _cached(self, key: Hashable, compute: Callable[[], Any]) -> Any:
+    def _cached(self, key: Hashable, compute: Callable[[], Any], small: bool = False) -> Any:
         version = self._version()
         if version != self._cache_version:
             self._cache.clear()
+            self._small.clear()
             self._cache_version = version
-        if key not in self._cache:
-            self._cache[key] = compute()
-        return self._cache[key]
+        cache = self._small if small else self._cache
+        if key not in cache:
+            cache[key] = compute()
+        return cache[key]
 
     def _live_now(self) -> bool:
         """The cursor is the live trainer's current clustering (its `pseudo` / `features`)."""
@@ -187,11 +190,20 @@ class RunState:
         epoch = self.epoch if epoch is None else epoch
         if self.trainer is not None and epoch in self.trainer.labels_history:
             return np.asarray(self.trainer.labels_history[epoch])
-        if self.run is not None and epoch in self.run.stored_epochs():
-            return self._cached(("labels", epoch), lambda: self.run.read_labels(epoch))
+        if self.run is not None and epoch in self._stored_epochs():
+            return self._cached(("labels", epoch), lambda: self.run.read_labels(epoch), small=True)
         if epoch == self.epoch:
             return self.pseudo_labels().labels
         raise ValueError(f"epoch {epoch} is not stored; this run has epochs {_ranges(self.epochs)}")
+
+    def labels_are_kept(self, epoch: int | None = None) -> bool:
+        """The labels `epoch` (default: the cursor) trained on are known (a record, or the live trainer's)."""
+        epoch = self.epoch if epoch is None else epoch
+        if self._live_now():
+            return True
+        if self.trainer is not None:
+            return epoch in self.trainer.labels_history
+        return self.run is not None and epoch in self._stored_epochs()
 
     def labels_by_epoch(self) -> dict[int, np.ndarray]:
         """{epoch: (N,) labels} of every known epoch."""
@@ -202,10 +214,8 @@ class RunState:
         if self._live_now():
             return self.trainer.pseudo
         epoch = self.epoch
-        known = (self.trainer is not None and epoch in self.trainer.labels_history) or (
-            self.run is not None and epoch in self.run.stored_epochs())
-        if known:
-            return self._cached(("pseudo", epoch), lambda: pseudo_label(
+        if self.labels_are_kept(epoch):
+            return self._cached(("pseudo", epoch), small=True, compute=lambda: pseudo_label(
                 None, self.train_camids, self.cfg.cluster, self.dataset.num_cameras, true_pids=self.train_pids,
                 camera_aware=self.camera_aware, given_labels=self.labels(epoch)))
         return self._cached(("pseudo", "final"), lambda: pseudo_label(  # a run without epoch records
@@ -222,8 +232,14 @@ class RunState:
         if self.run is None:
             return None
         name = {"weights": "weights.pt", "ranking": "ranking.npz", "train": "train_features.npy"}[kind]
-        kept = [e for e in self.run.stored_epochs() if e <= epoch and (self.run.epoch_dir(e) / name).is_file()]
-        return kept[-1] if kept else None
+        kept = self._cached(("kept", name), small=True, compute=lambda: [
+            e for e in self._stored_epochs() if (self.run.epoch_dir(e) / name).is_file()])
+        earlier = [e for e in kept if e <= epoch]
+        return earlier[-1] if earlier else None
+
+    def _stored_epochs(self) -> list[int]:
+        """The run folder's epoch records (listed once per version of the state: a new checkpoint or step)."""
+        return self._cached("stored_epochs", self.run.stored_epochs, small=True)
 
     def features_source(self) -> str:
         """Which model's train features the cursor uses: "epoch e", "the live trainer" or "the final model"."""
@@ -275,15 +291,15 @@ class RunState:
         return self._cached(key, lambda: self._embedding(source, n_neighbors, n_epochs, seed))
 
     def _embedding(self, source: str, n_neighbors: int, n_epochs: int, seed: int) -> Embedding:
-        crops = self.train_features()[:, 0].float()
         proxies = self.pseudo_labels().proxies
         stored = self._stored("train", self.epoch) if source.startswith("epoch") else None
         path = None
-        if stored is not None:
+        if stored is not None:  # kept in the run folder: a file read, the features are not even loaded
             path = self.run.epoch_dir(stored) / f"umap-labels{self.epoch}-k{n_neighbors}-e{n_epochs}-s{seed}.npz"
-            saved = load_embedding(path, len(crops), proxies.num_proxies)
+            saved = load_embedding(path, len(self.dataset.train), proxies.num_proxies)
             if saved is not None:
                 return saved
+        crops = self.train_features()[:, 0].float()
         centres = (proxy_centroids(crops, proxies.proxy_of_sample, proxies.num_proxies)
                    if proxies.num_proxies else crops.new_zeros(0, crops.shape[1]))
         embedding = umap_embedding(crops, centres, n_neighbors, n_epochs, seed, knn_backend=self.cfg.cluster.knn_backend)
@@ -368,7 +384,8 @@ class RunState:
     def lineage(self, epoch_a: int, epoch_b: int) -> history.Lineage:
         """What became of the clusters of `epoch_a` at `epoch_b` (`lwtgpf.workbench.history.lineage`)."""
         return self._cached(("lineage", epoch_a, epoch_b),
-                            lambda: history.lineage(self.labels(epoch_a), self.labels(epoch_b), epoch_a, epoch_b))
+                            lambda: history.lineage(self.labels(epoch_a), self.labels(epoch_b), epoch_a, epoch_b),
+                            small=True)
 
     def trajectory(self, members: np.ndarray) -> list[history.EpochShare]:
         """Epoch by epoch, the clusters of the crops `members` (train indices)."""
@@ -384,7 +401,7 @@ class RunState:
     def camera_pairs(self, epoch: int | None = None) -> history.CameraPairs:
         epoch = self.epoch if epoch is None else epoch
         return self._cached(("camera_pairs", epoch), lambda: history.camera_pairs(
-            self.labels(epoch), self.train_pids, self.train_camids, self.dataset.num_cameras))
+            self.labels(epoch), self.train_pids, self.train_camids, self.dataset.num_cameras), small=True)
 
     def camera_pair_series(self) -> dict[int, tuple[float, float, float]]:
         """{epoch: (cross-camera recall, same-camera recall, pair precision)} over every known epoch."""
