@@ -179,8 +179,8 @@ def test_cluster_explorer_reclusters_and_a_click_selects_a_cluster(state, tmp_pa
     selection = Selection()
     w = ClusterExplorer(state, selection=selection)
     first = w.pseudo
-    if state.features_source() != "epoch 3":  # the live trainer's own features: its very labels
-        assert np.array_equal(first.labels, state.pseudo_labels().labels)
+    assert np.array_equal(first.labels, state.labels())  # the run's settings: the labels it trained on
+    assert "the labels epoch 3 trained on" in w.metrics.value
     before, metrics = shown(w), w.metrics.value
     x0, y0, x1, y1 = w.boxes[0][2:]
     cluster = w.rows[0][0]
@@ -188,9 +188,11 @@ def test_cluster_explorer_reclusters_and_a_click_selects_a_cluster(state, tmp_pa
     assert selection.cluster == cluster and selection.epoch == state.epoch
     assert set(selection.crops) == set(np.flatnonzero(first.labels == cluster).tolist())
     assert w.rows[0][0] == -1  # redrawn with the selection on top
-    w.eps.value = 0.3
-    assert "knn" not in w.pseudo.timings and "Jaccard distance reused" in w.metrics.value
+    w.eps.value = 0.3  # the first move re-clusters the kept features (kNN + Jaccard) ...
+    assert "knn" in w.pseudo.timings and "re-clustered the features of" in w.metrics.value
     assert w.metrics.value != metrics and shown(w) != before
+    w.eps.value = 0.35  # ... the next ones reuse the Jaccard distance
+    assert "knn" not in w.pseudo.timings and "Jaccard distance reused" in w.metrics.value
     w.k1.value = 12
     assert "knn" in w.pseudo.timings
     assert_saves_png(w, tmp_path)
