@@ -6,8 +6,7 @@ of it is re-exported here. Names are imported on first use (PEP 562), so the reg
 """
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from lwtgpf.lazy import lazy_exports
 
 _EXPORTS = {
     "DATASETS": ".datasets", "available_datasets": ".datasets", "build_dataset": ".datasets",
@@ -20,7 +19,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(_EXPORTS[name], __name__), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -4,8 +4,7 @@ Names are imported on first use (PEP 562), so `lwtgpf.models.registry` can be re
 """
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from lwtgpf.lazy import lazy_exports
 
 _EXPORTS = {
     "BNNecks": ".base", "ReidModel": ".base", "stripe_pool": ".base",
@@ -21,7 +20,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(_EXPORTS[name], __name__), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -16,6 +16,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from lwtgpf.viz.workbench_figures import save_figure  # noqa: F401  (re-exported: one PNG writer)
+
 COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22",
            "#7f7f7f"]
 TITLES = {"mAP": "mAP (%)", "nmi": "NMI of the pseudo labels", "pairwise_precision": "pairwise precision",
@@ -86,13 +88,3 @@ def final_metric_figure(runs: pd.DataFrame, group: str = "group", metric: str = 
     ax.grid(axis="x", alpha=0.3)
     ax.set_title(f"final {metric}: bar = mean, error bar = std over seeds, dots = seeds", fontsize=10)
     return fig
-
-
-def save_figure(fig: Figure, path: str | Path, dpi: int = 120) -> Path:
-    """Write `fig` as a PNG file (parent folders created); returns the path."""
-    path = Path(path)
-    if path.suffix.lower() != ".png":
-        raise ValueError(f"save_figure writes PNG files; {path} does not end in .png")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png", dpi=dpi)
-    return path
