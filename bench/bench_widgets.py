@@ -80,7 +80,7 @@ def tiny_run(root: Path) -> Trainer:
     generate_synthetic(root, "synthetic", seed=0, **BENCHMARK)
     cfg = load_config("synthetic", {"data.root": str(root), "train.epochs": 1, "data.iters_per_epoch": 4,
                                     "cluster.k1": 10, "cluster.k2": 3, "cluster.min_samples": 3})
-    trainer = Trainer(cfg)
+    trainer = Trainer(cfg, verbose=False)
     trainer.step()
     return trainer
 
@@ -218,9 +218,9 @@ def history_of(run) -> list[dict]:
 
 
 def image_sent(view) -> None:
-    """What a browser waits for after an event: the figure rendered (Agg) and the PNG diff ipympl sends."""
+    """What a browser waits for after an event: the figure rendered (Agg), encoded as the PNG diff and
+    handed to the comm (ipympl's `draw` does all three; a browser asks for it after `draw_idle`)."""
     view.canvas.draw()
-    view.canvas.get_diff_image()
 
 
 def market_table(repeats: int, umap_epochs: int) -> tuple[str, list[tuple[str, float, str]]]:
