@@ -9,8 +9,6 @@ import torch
 
 from lwtgpf.cluster import pseudo_label
 from lwtgpf.config import load_config
-from lwtgpf.data import build_test_transform
-from lwtgpf.engine.extract import extract_features
 from lwtgpf.engine.trainer import Trainer
 from lwtgpf.run_folder import RunFolderError
 from lwtgpf.workbench import Reclusterer, RunState, cluster_summaries
