@@ -367,8 +367,11 @@ def test_the_workbench_opens_a_sweep_in_a_tab(sweep, tmp_path, monkeypatch):
     import widgets.workbench as workbench
     from widgets import SweepView
 
+    from lwtgpf.run_folder import iter_runs
+    from lwtgpf.workbench import RunState
+
     monkeypatch.setattr(workbench, "VIEWS", {})  # only the sweep tab: the other views have their own tests
-    bench = workbench.Workbench(state=None)
+    bench = workbench.Workbench(RunState.from_run_dir(iter_runs(sweep)[0].path))
     view = bench.open_sweep(sweep)
     assert isinstance(view, SweepView) and bench.tab.get_title(len(bench.tab.children) - 1) == "sweep"
     assert "cluster.eps=0.4" in view.table.value and "cluster.eps=0.5" in view.table.value

@@ -56,7 +56,8 @@ class Workbench(W.VBox):
             kwargs = {"n_epochs": umap_epochs} if view is ProxyUMAP else {}
             self.views[name] = view(state, selection=self.selection, visible=False, **kwargs)
             self.views[name].on_epoch = self.go_to
-        self.views["rank_list"].on_open = self.open_crop
+        if "rank_list" in self.views:
+            self.views["rank_list"].on_open = self.open_crop
         self.tab = W.Tab(children=list(self.views.values()))
         for i, view in enumerate(self.views.values()):
             self.tab.set_title(i, view.title)
@@ -87,6 +88,8 @@ class Workbench(W.VBox):
         return list(self.views.values())[self.tab.selected_index or 0]
 
     def _show_visible(self) -> None:
+        if not self.views:
+            return
         view = self._visible_view()
         if hasattr(view, "show"):
             view.show()
