@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 # torch 2.14.1 / torchvision 0.29.1 are the releases this project is tested with; pip takes the
 # wheels from a local find-links folder when the machine has one, else from PyPI.
 TORCH  ?= torch==2.14.1 torchvision==0.29.1
-EXTRAS ?= faiss,notebooks,dev
+EXTRAS ?= faiss,notebooks,dev,slurm
 RUN    ?= runs/demo
 
 .PHONY: venv demo test browser-test clean-venv

@@ -52,8 +52,13 @@ METHODS = ("sparse", "dense", "floor", "floor-sym")
 TIE_MARGIN = 1e-6
 
 
-def make_features(n: int, num_ids: int, num_cams: int, seed: int = 0) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
-    """(N, 768) L2-normalised features, true ids (N,) and cameras (N,), built in place in blocks."""
+def make_features(n: int, num_ids: int, num_cams: int, seed: int = 0, camera_scale: float = 1.0,
+                  feature_seed: int | None = None) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
+    """(N, 768) L2-normalised features, true ids (N,) and cameras (N,), built in place in blocks.
+
+    camera_scale scales the per-camera shifts (1: as measured; smaller: a network that learned to
+    ignore the camera). feature_seed (default: seed) draws other noise for the same people and cameras.
+    """
     gen = torch.Generator().manual_seed(seed)
     pids = torch.randint(0, num_ids, (n,), generator=gen)
     cams_per_id = torch.randint(2, min(6, num_cams) + 1, (num_ids,), generator=gen)  # cameras a person passes
@@ -62,8 +67,10 @@ def make_features(n: int, num_ids: int, num_cams: int, seed: int = 0) -> tuple[t
     # Person centres from a low-dimensional "appearance space", so that people resemble each other
     # (cosine ~0 +- 0.18 between people rather than +- 0.04 for isotropic 768-d vectors).
     centres = torch.randn(num_ids, LATENT, generator=gen) @ torch.randn(LATENT, DIM, generator=gen) / LATENT**0.5
-    camera_shift = 0.5 * torch.randn(num_cams, DIM, generator=gen)
-    appearance = 0.6 * torch.randn(num_ids * num_cams, DIM, generator=gen)  # per (person, camera)
+    camera_shift = 0.5 * camera_scale * torch.randn(num_cams, DIM, generator=gen)
+    appearance = 0.6 * camera_scale * torch.randn(num_ids * num_cams, DIM, generator=gen)  # per (person, camera)
+    if feature_seed is not None:
+        gen = torch.Generator().manual_seed(feature_seed)
     feats = torch.randn(n, DIM, generator=gen).mul_(NOISE)
     for s in range(0, n, 8192):
         p, c = pids[s : s + 8192], cams[s : s + 8192]

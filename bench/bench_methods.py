@@ -1,124 +1,111 @@
-"""The synthetic results table: every method trained with the `synthetic` preset, same seed and budget.
+"""The README's synthetic results table, made by `lwtgpf sweep` + `lwtgpf compare` (one command).
 
-Each row is a real `lwtgpf train` run in its own process (tiny LewinViT on the CPU) on the built-in
-synthetic benchmark (generated first if missing). Like `lwtgpf demo`, every method starts from the same
-supervised pretraining on `synthetic_source` (other, labelled people: the stand-in for ImageNet /
-LUPerson weights), run once first; one LWTGPF row starts from random weights instead, and the random
-and the pretrained networks without any training on `synthetic` are the anchors.
-Columns: final mAP / R1 / mINP on query vs gallery (the last epoch, never the best), and the quality of
-the last epoch's pseudo labels against the hidden identities (NMI, pairwise F-score, clusters, and the
-camera-split rate: the share of identities whose crops only ever land in camera-pure clusters).
+    .venv/bin/python bench/bench_methods.py --out runs/methods --jobs 2 --seeds 1 2 3
 
-Run:  .venv/bin/python bench/bench_methods.py [--jobs 2] [--out runs/methods] [--set key=value ...] [--pretrain-set ...]
-`--jobs 2` runs two trainings at a time with one thread each (the fastest use of a 2-core CPU).
+runs, each step a plain `lwtgpf` command (printed before it runs; `--dry-run` only prints them):
+1. `lwtgpf synth` for the `synthetic` and `synthetic_source` benchmarks when they are missing;
+2. the supervised pretraining on `synthetic_source` (the stand-in for ImageNet / LUPerson / SOLIDER
+   weights), as a one-job sweep in OUT/pretrain: every method starts from its checkpoint;
+3. `lwtgpf sweep --out OUT/methods --config synthetic --set model.pretrained=... --variant ... --seeds ...`:
+   one `lwtgpf train` per method variant x seed, `--jobs` at a time (threads split between them);
+4. `lwtgpf evaluate` of the random and of the pretrained network without training (the anchors);
+5. `lwtgpf compare OUT/methods`: the table (mean ± std over seeds, differences inside the seed spread
+   marked), written with the per-epoch curves to OUT/methods/comparison/.
+
+Every step resumes: run the same command again after a crash or Ctrl-C and finished runs are skipped
+(`--rerun-failed` reruns failed ones). Options `--set` / `--pretrain-set` apply to every method / to the
+pretraining; `--only NAME` keeps some variants; `--pretrained FILE` skips step 2 and starts every method
+from FILE. Thread counts change floating-point sums: a table is reproducible for a given `--jobs`.
 """
 from __future__ import annotations
 
 import argparse
-import json
-import os
+import shlex
 import subprocess
 import sys
-import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-# name -> overrides on top of the synthetic preset. Cluster Contrast uses its own temperature and all
-# negatives (its paper's loss); LeFF adds the local-enhancing MLP to every stage (the ablation).
+# name -> settings on top of the synthetic preset (and model.pretrained). Each method's own loss
+# settings (Cluster Contrast: temperature 0.05, all negatives) come from lwtgpf.methods.
 VARIANTS = {
-    "LWTGPF from random weights": ["method=lwtgpf", "model.pretrained="],
-    "supervised (upper bound)": ["method=supervised"],
+    "LWTGPF-random-init": ["method=lwtgpf", "model.pretrained="],
+    "supervised-upper-bound": ["method=supervised"],
     "LWTGPF": ["method=lwtgpf"],
-    "LWTGPF + LeFF": ["method=lwtgpf", "model.leff_stages=[true,true,true,true]"],
-    "O2CAP (global only)": ["method=o2cap"],
-    "Cluster Contrast (no cameras)": ["method=cluster_contrast", "loss.temperature=0.05", "loss.hard_negatives=0"],
+    "LWTGPF+LeFF": ["method=lwtgpf", "model.leff_stages=[true,true,true,true]"],
+    "O2CAP": ["method=o2cap"],
+    "ClusterContrast": ["method=cluster_contrast"],
 }
-
-UNTRAINED = """
-import json, sys
-from lwtgpf.config import load_config
-from lwtgpf.engine.trainer import Trainer
-cfg = load_config("synthetic", sys.argv[1:])
-r = Trainer(cfg).evaluate()
-print(json.dumps({k: round(100 * r[k], 2) for k in ("mAP", "R1", "mINP")}))
-"""
+LWTGPF = [sys.executable, "-m", "lwtgpf.cli"]
 
 
-def train(preset: str, overrides: list[str], run_dir: Path, threads: int) -> float:
-    """`lwtgpf train` in a subprocess; returns minutes."""
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
-    started = time.perf_counter()
-    cmd = [sys.executable, "-m", "lwtgpf.cli", "train", "--config", preset, "--out", str(run_dir)]
-    for item in overrides:
-        cmd += ["--set", item]
-    subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return (time.perf_counter() - started) / 60
+def step(command: list[str], dry_run: bool, check: bool = True) -> int:
+    """Print a command (as one would type it), then run it unless dry_run; returns its exit code."""
+    print("$ " + shlex.join(["lwtgpf", *command[len(LWTGPF):]] if command[:len(LWTGPF)] == LWTGPF else command),
+          flush=True)
+    if dry_run:
+        return 0
+    code = subprocess.run(command).returncode
+    if check and code != 0:
+        raise SystemExit(f"bench_methods: the step above failed (exit {code}); fix it and run the same command "
+                         "again: finished runs are kept")
+    return code
 
 
-def run_variant(name: str, overrides: list[str], out: Path, threads: int) -> dict:
-    run_dir = out / name.split(" (")[0].replace(" ", "_").replace("+", "plus").lower()
-    minutes = train("synthetic", overrides, run_dir, threads)
-    metrics = json.loads((run_dir / "metrics.json").read_text())
-    last = json.loads((run_dir / "log.json").read_text())[-1]
-    return dict(metrics, nmi=last["nmi"], pairwise_f=last["pairwise_f"], clusters=last["num_clusters"],
-                camera_split=last["camera_split_rate"], minutes=minutes)
+def settings(option: str, items: list[str]) -> list[str]:
+    return [arg for item in items for arg in (option, item)]
 
 
-def run_untrained(extra: list[str], threads: int) -> dict:
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
-    done = subprocess.run([sys.executable, "-c", UNTRAINED, *extra], check=True, env=env, capture_output=True, text=True)
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", default="runs/methods", help="parent of one run folder per method (must be new)")
+    parser.add_argument("--out", default="runs/methods", help="OUT/pretrain and OUT/methods (sweep folders)")
     parser.add_argument("--jobs", type=int, default=2, help="trainings at once (each gets cores // jobs threads)")
+    parser.add_argument("--seeds", nargs="+", default=["1", "2", "3"], help="train.seed of every variant")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="applied to every method, e.g. train.epochs=4")
     parser.add_argument("--pretrain-set", dest="pretrain_overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="applied to the pretraining run (preset synthetic_source)")
-    parser.add_argument("--only", action="append", default=[], help="run only these method names")
-    args = parser.parse_args()
+    parser.add_argument("--only", nargs="+", default=[], choices=list(VARIANTS), metavar="NAME",
+                        help=f"run only these variants: {', '.join(VARIANTS)}")
+    parser.add_argument("--pretrained", default="", help="start every method from this file; no pretraining step")
+    parser.add_argument("--no-anchors", action="store_true", help="skip step 4 (the untrained networks)")
+    parser.add_argument("--rerun-failed", action="store_true", help="rerun failed jobs of an earlier attempt")
+    parser.add_argument("--dry-run", action="store_true", help="print the commands without running them")
+    args = parser.parse_args(argv)
 
     from lwtgpf.config import load_config
-    from lwtgpf.data.synthetic import generate_synthetic
 
-    cfg = load_config("synthetic", args.overrides)
+    target = load_config("synthetic", args.overrides)  # a bad --set fails here, before any work
     source = load_config("synthetic_source", args.pretrain_overrides)
-    for dataset_cfg in (cfg, source):
-        if not (Path(dataset_cfg.data.root) / dataset_cfg.data.dataset / "meta.json").exists():
-            generate_synthetic(dataset_cfg.data.root, preset=dataset_cfg.data.dataset, seed=0)
-    out = Path(args.out)
-    if out.exists() and any(out.iterdir()):
-        raise SystemExit(f"{out} is not empty: pick a new --out")
-    threads = max(1, (os.cpu_count() or 1) // args.jobs)
-    variants = {name: o for name, o in VARIANTS.items() if not args.only or name.split(" (")[0] in args.only}
+    out = Path(args.out).absolute()
+    rerun = ["--rerun-failed"] if args.rerun_failed else []
+    for cfg in (target, source):
+        if not args.pretrained or cfg is target:
+            if not (Path(cfg.data.root) / cfg.data.dataset / "meta.json").exists():
+                step([*LWTGPF, "synth", "--preset", cfg.data.dataset, "--root", cfg.data.root], args.dry_run)
 
-    started = time.perf_counter()
-    pretrain_minutes = train("synthetic_source", args.pretrain_overrides, out / "pretrain", os.cpu_count() or 1)
-    weights = f"model.pretrained={out / 'pretrain' / 'checkpoints' / 'last.pt'}"
-    untrained = run_untrained(args.overrides, threads)
-    pretrained = run_untrained([weights, *args.overrides], threads)
-    with ThreadPoolExecutor(args.jobs) as pool:
-        futures = {name: pool.submit(run_variant, name, [weights, *o, *args.overrides], out, threads)
-                   for name, o in variants.items()}
-        rows = {name: f.result() for name, f in futures.items()}
+    weights = args.pretrained
+    if not weights:
+        step([*LWTGPF, "sweep", "--out", str(out / "pretrain"), "--config", "synthetic_source",
+              *settings("--set", args.pretrain_overrides), *rerun], args.dry_run)
+        weights = str(out / "pretrain" / "runs" / "run" / "checkpoints" / "last.pt")
 
-    print(f"synthetic benchmark, preset `synthetic` {' '.join(args.overrides)}: {cfg.train.epochs} epochs x "
-          f"{cfg.data.iters_per_epoch} iterations, {cfg.model.backbone}, seed {cfg.train.seed}, "
-          f"{args.jobs} job(s) x {threads} thread(s)")
-    print("| method | mAP | R1 | mINP | NMI | pairwise F | clusters | camera-split rate | minutes |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    print(f"| random weights, no training | {untrained['mAP']:.1f} | {untrained['R1']:.1f} | {untrained['mINP']:.1f} "
-          "| - | - | - | - | - |")
-    print(f"| pretrained on synthetic_source, no training on synthetic | {pretrained['mAP']:.1f} | "
-          f"{pretrained['R1']:.1f} | {pretrained['mINP']:.1f} | - | - | - | - | {pretrain_minutes:.1f} |")
-    for name, r in rows.items():
-        print(f"| {name} | {r['mAP']:.1f} | {r['R1']:.1f} | {r['mINP']:.1f} | {r['nmi']:.3f} | "
-              f"{r['pairwise_f']:.3f} | {r['clusters']} | {r['camera_split']:.2f} | {r['minutes']:.1f} |")
-    print(f"total {(time.perf_counter() - started) / 60:.1f} min; run folders under {out}/")
+    variants = [arg for name, items in VARIANTS.items() if not args.only or name in args.only
+                for arg in ("--variant", name, *items)]
+    code = step([*LWTGPF, "sweep", "--out", str(out / "methods"), "--config", "synthetic",
+                 "--set", f"model.pretrained={weights}", *settings("--set", args.overrides), *variants,
+                 "--seeds", *map(str, args.seeds), "--jobs", str(args.jobs), *rerun], args.dry_run, check=False)
+
+    if not args.no_anchors:
+        print("anchors: the networks every method starts from, without any training on synthetic", flush=True)
+        step([*LWTGPF, "evaluate", "--config", "synthetic", *settings("--set", args.overrides)], args.dry_run)
+        step([*LWTGPF, "evaluate", "--config", "synthetic", "--set", f"model.pretrained={weights}",
+              *settings("--set", args.overrides)], args.dry_run)
+    print(f"synthetic benchmark, preset `synthetic` {' '.join(args.overrides)}: {target.train.epochs} epochs x "
+          f"{target.data.iters_per_epoch} iterations, {target.model.backbone}, seeds {' '.join(map(str, args.seeds))}, "
+          f"{args.jobs} job(s) at once", flush=True)
+    step([*LWTGPF, "compare", str(out / "methods")], args.dry_run)
+    return code
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

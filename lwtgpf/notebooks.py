@@ -22,23 +22,28 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import re
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 import yaml
 
-from lwtgpf.config import ConfigError, load_config
+from lwtgpf.config import Config, ConfigError, load_config
+from lwtgpf.errors import UserError
+from lwtgpf.fileio import write_json_atomic
+from lwtgpf.run_folder import RunFolder
 
 NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 RUN_DIR_PARAMETER = "run_dir"  # every notebook writes its outputs (figures, executed copy) here
 _TAG = re.compile(r"#\s*(?:\[(?P<tag>[\w.]+)\])?\s*(?P<help>.*)$")
 
 
-class NotebookError(ValueError):
+class NotebookError(UserError):
     """A notebook that does not exist, a malformed parameters cell, or a bad parameter (named)."""
 
 
@@ -107,7 +112,7 @@ def notebook_parameters(notebook: str | Path) -> dict[str, NotebookParameter]:
     for node in body:
         param = _parameter_of(node, source.splitlines(), path)
         try:  # a config tag must be a real config key, and the default must fit it
-            load_config(None, param.config_overrides(param.default))
+            load_config(None, param.config_overrides(param.default), validate=False)
         except (ConfigError, TypeError) as err:
             raise NotebookError(f"{path}: parameter {param.name!r}: {err}") from err
         params[param.name] = param
@@ -151,22 +156,26 @@ def check_parameters(notebook: str | Path, values: Mapping[str, Any]) -> dict[st
         if param.config_key or param.is_overrides:
             if param.is_overrides and not isinstance(value, dict):
                 raise NotebookError(f"parameter {name!r} expects a dict of config overrides, got {value!r}")
-            try:
-                cfg = load_config(None, param.config_overrides(value))
+            try:  # types, ranges and registry names (method, data.dataset, model.backbone); rules between
+                cfg = load_config(None, param.config_overrides(value), validate=False)  # keys: below
             except ConfigError as err:
                 raise NotebookError(f"parameter {name!r}: {err}") from err
             checked[name] = _lookup(cfg, param.config_key) if param.config_key else value
-            _check_registered(name, param.config_key, checked[name])
         else:
             checked[name] = _check_type(param, value)
-    merged = {n: checked.get(n, p.default) for n, p in spec.items()}
-    if "preset" in spec:
-        overrides = {k: v for n, p in spec.items() for k, v in p.config_overrides(merged[n]).items()}
-        try:
-            load_config(merged["preset"] or None, overrides)
-        except ConfigError as err:
-            raise NotebookError(f"parameter 'preset': {err}") from err
+    try:  # all config-backed parameters together, as the notebook builds its config
+        _notebook_config(spec, checked)
+    except ConfigError as err:
+        together = "parameter 'preset' with the config parameters" if "preset" in spec else "the config parameters"
+        raise NotebookError(f"{together}: {err}") from err
     return checked
+
+
+def _notebook_config(spec: Mapping[str, NotebookParameter], values: Mapping[str, Any]) -> Config:
+    """The config the notebook's config-backed parameters make (its `preset` parameter, if any, first)."""
+    merged = {n: values.get(n, p.default) for n, p in spec.items()}
+    overrides = {k: v for n, p in spec.items() for k, v in p.config_overrides(merged[n]).items()}
+    return load_config(merged.get("preset") or None, overrides)
 
 
 def papermill_command(notebook: Path, output: Path, parameters_file: Path, kernel: str = "python3") -> list[str]:
@@ -184,7 +193,10 @@ def run_notebook(
     """Check `parameters`, then execute `notebook` headless into `run_dir`; returns the executed notebook.
 
     `run_dir` must be new or empty (runs never overwrite runs); it receives `parameters.yaml`, the
-    executed `<name>.ipynb` and whatever the notebook writes (figures/, the training run).
+    executed `<name>.ipynb`, `provenance.json` and whatever the notebook writes (figures/, the training
+    run). provenance.json (`notebook_provenance`) is written before the kernel starts and completed
+    when papermill ends (status done / failed / interrupted, end time, seconds); the kernel gets
+    LWTGPF_NOTEBOOK_RUN=<run_dir>, so the provenance of every run a Trainer writes inside names it.
     """
     path = find_notebook(notebook)
     if RUN_DIR_PARAMETER in parameters:
@@ -197,22 +209,54 @@ def run_notebook(
     parameters_file = run_dir / "parameters.yaml"
     parameters_file.write_text(yaml.safe_dump(checked, sort_keys=False))
     output = run_dir / path.name
-    done = subprocess.run(papermill_command(path, output, parameters_file, kernel), env=env)
+    provenance = RunFolder(run_dir).provenance
+    record = notebook_provenance(path, checked, kernel)
+    write_json_atomic(provenance, record)
+    env = {**(os.environ if env is None else env), "LWTGPF_NOTEBOOK_RUN": str(run_dir)}
+    started = time.perf_counter()
+    status = "interrupted"
+    try:
+        done = subprocess.run(papermill_command(path, output, parameters_file, kernel), env=env)
+        status = "done" if done.returncode == 0 else "failed"
+    finally:
+        record.update(ended=time.strftime("%Y-%m-%d %H:%M:%S"), seconds=round(time.perf_counter() - started, 3),
+                      status=status, returncode=done.returncode if status != "interrupted" else None)
+        write_json_atomic(provenance, record)
     if done.returncode != 0:
         raise NotebookError(f"notebook {path.stem!r} failed (papermill exit {done.returncode}); "
                             f"the executed notebook with the error is {output}")
     return output
 
 
+def notebook_provenance(notebook: str | Path, parameters: Mapping[str, Any], kernel: str = "python3") -> dict[str, Any]:
+    """What a notebook run folder's provenance.json starts as: the environment (`collect_environment`:
+    code version, packages, machine, command line), the notebook (name, file, sha256 fingerprint of the
+    .ipynb), its checked parameters, the seed of the config its parameters make (`train.seed`; None for a
+    notebook without config parameters), the kernel and the start time; `run_notebook` adds the end
+    time, seconds, status and papermill's exit code."""
+    from lwtgpf.provenance import collect_environment, file_fingerprint
+
+    path = find_notebook(notebook)
+    spec = notebook_parameters(path)
+    configured = any(p.config_key or p.is_overrides for p in spec.values())  # else the notebook trains nothing
+    return {"kind": "notebook", "notebook": path.stem, "notebook_file": str(path.resolve()),
+            "notebook_fingerprint": file_fingerprint(path), "kernel": kernel, "parameters": dict(parameters),
+            "seed": _notebook_config(spec, parameters).train.seed if configured else None,
+            "started": time.strftime("%Y-%m-%d %H:%M:%S"), "ended": None, "seconds": None, "status": "running",
+            **collect_environment()}
+
+
 def latest_run(runs_folder: str | Path = "../runs") -> Path:
     """The most recently written training run (a folder with checkpoints/last.pt) under `runs_folder`."""
-    checkpoints = sorted(Path(runs_folder).glob("**/checkpoints/last.pt"), key=lambda p: p.stat().st_mtime)
-    if not checkpoints:
+    from lwtgpf.run_folder import iter_runs
+
+    runs = iter_runs(runs_folder)
+    if not runs:
         raise FileNotFoundError(
             f"no finished run under {Path(runs_folder).resolve()}: run the quickstart notebook "
             "(or `lwtgpf train`) first, or set the source_run parameter"
         )
-    return checkpoints[-1].parents[1]
+    return runs[-1].path
 
 
 def _parameter_of(node: ast.stmt, lines: list[str], path: Path) -> NotebookParameter:
@@ -252,18 +296,6 @@ def _check_type(param: NotebookParameter, value: Any) -> Any:
         f"parameter {param.name!r} expects {expected.__name__} (default {param.default!r}), "
         f"got {value!r} ({type(value).__name__})"
     )
-
-
-def _check_registered(name: str, config_key: str, value: Any) -> None:
-    """Names the config system takes as plain strings but the run looks up in a registry."""
-    from lwtgpf.data.datasets import DATASETS
-    from lwtgpf.engine.trainer import METHODS
-    from lwtgpf.models.registry import BACKBONES
-
-    registry = {"method": METHODS, "data.dataset": DATASETS, "model.backbone": BACKBONES}.get(config_key)
-    if registry is not None and value not in registry:
-        raise NotebookError(f"parameter {name!r}: {value!r} is not a known {config_key}; "
-                            f"expected one of {', '.join(sorted(registry))}")
 
 
 def _lookup(cfg: Any, dotted: str) -> Any:

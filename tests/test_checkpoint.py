@@ -1,4 +1,5 @@
 """Checkpoints: weights_only round trip, atomic replace, clear errors, exact RNG restore."""
+import io
 import random
 
 import numpy as np
@@ -91,7 +92,7 @@ def test_values_weights_only_cannot_load_are_refused_before_writing(tmp_path):
 
 def test_load_errors_name_the_file(tmp_path):
     missing = tmp_path / "nope.pt"
-    with pytest.raises(FileNotFoundError, match="nope.pt"):
+    with pytest.raises(CheckpointError, match="nope.pt does not exist"):
         load_checkpoint(missing)
     garbage = tmp_path / "garbage.pt"
     garbage.write_bytes(b"this is not a torch file at all")
@@ -110,6 +111,37 @@ def test_load_errors_name_the_file(tmp_path):
     torch.save({"format": ckpt.FORMAT, "format_version": 1, "obj": ckpt.CheckpointError("x")}, unsafe)
     with pytest.raises(CheckpointError, match="unsafe.pt: holds objects that weights_only=True refuses"):
         load_checkpoint(unsafe)
+
+
+def test_a_flipped_bit_is_detected_where_torch_load_would_load_it(tmp_path):
+    good = save_checkpoint(tmp_path / "last.pt", {"epoch": 3, "w": torch.arange(4096, dtype=torch.float32)})
+    data = bytearray(good.read_bytes())
+    offset = data.find(torch.arange(4096, dtype=torch.float32).numpy().tobytes()[4000:4016])
+    assert offset > 0  # the tensor's bytes, stored uncompressed in the zip archive
+    data[offset] ^= 0x01
+    flipped = tmp_path / "flipped.pt"
+    flipped.write_bytes(bytes(data))
+    torch.load(flipped, weights_only=True)  # torch alone loads the damaged tensor without a word
+    with pytest.raises(CheckpointError, match=r"flipped.pt: corrupt checkpoint: member .* fails its CRC-32"):
+        load_checkpoint(flipped)
+
+
+def test_a_checkpoint_that_fails_verification_never_replaces_the_previous_one(tmp_path, monkeypatch):
+    path = save_checkpoint(tmp_path / "last.pt", {"epoch": 1})
+    before = path.read_bytes()
+
+    real_save = torch.save  # a write that "succeeds" but leaves a damaged archive behind
+    monkeypatch.setattr(ckpt.torch, "save", lambda obj, handle: _truncated_save(real_save, obj, handle))
+    with pytest.raises(CheckpointError, match=r"cannot write .*last.pt: the written file does not verify"):
+        save_checkpoint(path, {"epoch": 2})
+    monkeypatch.undo()
+    assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["last.pt"]
+
+
+def _truncated_save(save, obj, handle):
+    buffer = io.BytesIO()
+    save(obj, buffer)
+    handle.write(buffer.getvalue()[:-100])
 
 
 def _draws():

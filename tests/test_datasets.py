@@ -235,8 +235,9 @@ def test_missing_root_shows_layout_and_source(tmp_path):
         build_dataset("dukemtmc", root=tmp_path)
     message = str(err.value)
     assert str(tmp_path / "DukeMTMC-reID") in message
-    assert "bounding_box_train/" in message and "0001_c2_f0046182.jpg" in message
-    assert "Where to get it" in message
+    assert "bounding_box_train/" in message and "query/" in message and "bounding_box_test/" in message
+    assert "DukeMTMC-reID release" in message and "benchmarks/README.md" in message
+    assert "\n" not in message  # one line
 
 
 def test_missing_split_folder(tmp_path):

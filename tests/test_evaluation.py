@@ -14,6 +14,7 @@ from lwtgpf.evaluation import (
     re_ranking_features,
     reference_evaluate_rank,
 )
+from lwtgpf.evaluation import ranking
 from lwtgpf.evaluation.rerank import _nearest_stable
 
 # ------------------------------------------------------------------------------------------------
@@ -306,3 +307,84 @@ def test_nearest_stable_equals_stable_argsort_with_ties():
     rng = np.random.default_rng(0)
     dist = rng.integers(0, 4, (300, 50)).astype(np.float32)  # many ties
     np.testing.assert_array_equal(_nearest_stable(dist, 7), np.argsort(dist, axis=1, kind="stable")[:, :7])
+
+
+# ------------------------------------------------------------------------------------------------
+# Partial selection (the fast path) == full stable sort (the reference), chunk by chunk
+# ------------------------------------------------------------------------------------------------
+
+def _random_chunk_case(rng):
+    """A small split whose distances tie often (a few integer levels, negative ones, -0.0 beside
+    +0.0) or never (uniform floats); few people and cameras, so queries without a match, all-junk
+    rows and long junk runs occur."""
+    num_q, num_g = int(rng.integers(1, 14)), int(rng.integers(1, 40))
+    if rng.random() < 0.7:
+        dist = rng.integers(-2, int(rng.integers(-1, 5)), (num_q, num_g)).astype(np.float32)
+        dist[(dist == 0) & (rng.random(dist.shape) < 0.5)] = -0.0  # ties with +0.0
+    else:
+        dist = (rng.random((num_q, num_g)) - 0.5).astype(np.float32)
+    num_ids, num_cams = int(rng.integers(1, 6)), int(rng.integers(1, 4))
+    labels = (rng.integers(0, num_ids, num_q), rng.integers(0, num_ids, num_g),
+              rng.integers(0, num_cams, num_q), rng.integers(0, num_cams, num_g))
+    return torch.from_numpy(dist), labels
+
+
+@pytest.mark.parametrize("sort_share", [1.0, ranking.SORT_SHARE])  # never fall back to sorting, default
+def test_partial_selection_equals_full_sort_chunk_by_chunk(monkeypatch, sort_share):
+    monkeypatch.setattr(ranking, "SORT_SHARE", sort_share)
+    rng = np.random.default_rng(int(100 * sort_share))
+    for case in range(400):
+        dist, labels = _random_chunk_case(rng)
+        num_q, num_g = dist.shape
+        table = ranking._Labels.build(*labels, num_q, num_g, torch.device("cpu"))
+        start = int(rng.integers(0, num_q))  # a chunk that does not start at query 0
+        chunk = dist[start:].contiguous()
+        topk = int(rng.integers(0, num_g + 1))
+        fast = ranking._rank_chunk(chunk, table, start, topk)
+        reference = ranking._rank_chunk_by_sort(chunk, table, start, topk)
+        for got, want in zip(fast, reference):
+            assert (got is None and want is None) or torch.equal(got, want), (case, got, want)
+
+
+def test_fast_path_falls_back_to_sorting_when_everything_is_a_candidate(monkeypatch):
+    calls = []
+    # Every crop is the same person: the farthest match is the farthest crop, all are candidates.
+    dist = torch.rand(3, 50)
+    table = ranking._Labels.build([1, 1, 1], [1] * 50, [0, 1, 2], [3] * 50, 3, 50, torch.device("cpu"))
+    original = ranking._rank_chunk_by_sort
+    monkeypatch.setattr(ranking, "_rank_chunk_by_sort", lambda *a: calls.append(a) or original(*a))
+    result = ranking._rank_chunk(dist, table, 0, 5)
+    assert len(calls) == 1
+    assert torch.equal(result[1], torch.arange(50).repeat(3))  # every crop a match, in rank order
+
+
+@pytest.mark.parametrize("sort_share", [1.0, ranking.SORT_SHARE])
+@pytest.mark.parametrize("seed", [3, 4])
+@pytest.mark.parametrize("return_topk", [0, 7, 500])  # 500 > G: clipped to the gallery
+def test_evaluate_features_equals_evaluate_rank_with_lists(monkeypatch, sort_share, seed, return_topk):
+    monkeypatch.setattr(ranking, "SORT_SHARE", sort_share)
+    q_feats, g_feats, q_pids, g_pids, q_camids, g_camids = _exact_structured_split(seed, num_q=41, num_g=97)
+    dist = pairwise_distance(q_feats, g_feats).numpy()
+    cmc, mAP, mINP = evaluate_rank(dist, q_pids, g_pids, q_camids, g_camids)
+    for chunk_size in (1, 6, None):
+        result = evaluate_features(q_feats, g_feats, q_pids, g_pids, q_camids, g_camids,
+                                   chunk_size=chunk_size, return_topk=return_topk)
+        assert (result["mAP"], result["mINP"]) == (mAP, mINP) and np.array_equal(result["cmc"], cmc)
+        if return_topk:
+            order = np.argsort(dist, axis=1, kind="stable")
+            k = min(return_topk, dist.shape[1])
+            assert result["topk"].shape == (len(q_pids), k)
+            for q, row in enumerate(order):
+                junk = (g_pids[row] == q_pids[q]) & (g_camids[row] == q_camids[q])
+                kept = row[~junk][:k]
+                assert result["topk"][q].tolist() == kept.tolist() + [-1] * (k - len(kept))
+
+
+def test_evaluate_features_skips_queries_without_match_and_raises_when_none_has_one():
+    feats = torch.eye(4)
+    # query 0 (pid 1, cam 0): its only gallery crop is same camera -> skipped; query 1 finds its match
+    result = evaluate_features(feats[:2], feats, [1, 2], [1, 2, 3, 3], [0, 0], [0, 1, 1, 1])
+    assert result["num_valid_queries"] == 1 and np.isnan(result["per_query_ap"][0])
+    assert result["mAP"] == 1.0
+    with pytest.raises(ValueError, match="no query has a true match"):
+        evaluate_features(feats[:1], feats, [1], [1, 2, 3, 3], [0], [0, 1, 1, 1])

@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lwtgpf.config import load_config
+from lwtgpf.config import ConfigError, load_config
 from lwtgpf.models import BACKBONES, LEWINVIT_SHAPES, LWTGPF, LewinViT, LewinViTShape, ResNet50Reid, ViTSmallReid, build_model
 from lwtgpf.models.base import stripe_pool
 
@@ -124,8 +124,12 @@ def test_build_model_reads_cfg_model():
     assert model.test_feature == "global+parts" and model.flip_test
     no_cams = build_model(load_config("synthetic", {"model.camera_embedding": False}), num_cameras=4)
     assert no_cams.trunk.camera_embed is None
+    with pytest.raises(ConfigError, match="model.backbone 'swin_huge' is not one of: lewinvit_base"):
+        load_config("synthetic", {"model.backbone": "swin_huge"})  # refused before any model is built
+    cfg = load_config("synthetic")
+    cfg.model.backbone = "swin_huge"  # a Config edited by hand past the checks
     with pytest.raises(ValueError, match="unknown model.backbone 'swin_huge'; known: lewinvit_tiny"):
-        build_model(load_config("synthetic", {"model.backbone": "swin_huge"}), num_cameras=2)
+        build_model(cfg, num_cameras=2)
     assert {"lewinvit_tiny", "lewinvit_t", "lewinvit_small", "lewinvit_base", "resnet50", "vit_small"} <= set(BACKBONES)
 
 

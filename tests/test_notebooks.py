@@ -16,7 +16,8 @@ from lwtgpf.notebooks import NotebookError, available_notebooks, check_parameter
 
 from conftest import SMALL_BENCHMARK
 
-NOTEBOOKS = ["attention_windows", "clustering_explorer", "evaluate_and_rank", "quickstart", "stepwise_training"]
+NOTEBOOKS = ["attention_windows", "cluster_evolution", "clustering_explorer", "compare_runs", "evaluate_and_rank",
+             "quickstart", "stepwise_training"]
 # A few seconds per epoch on a 2-core CPU (the same shrink as conftest's tiny_config).
 TINY = {"data.batch_size": 16, "data.iters_per_epoch": 2, "eval.batch_size": 64,
         "cluster.k1": 10, "cluster.k2": 3, "cluster.min_samples": 3}
@@ -40,7 +41,7 @@ def _png_files(folder: Path) -> dict[str, int]:
 
 
 # ---- committed notebooks ---------------------------------------------------------------------------
-def test_the_five_notebooks_are_committed_without_outputs():
+def test_the_notebooks_are_committed_without_outputs():
     assert available_notebooks() == NOTEBOOKS
     for name in NOTEBOOKS:
         cells = _cells(name)
@@ -90,9 +91,12 @@ def test_latest_run_is_the_newest_checkpoint(tmp_path):
 
 
 def test_values_are_checked_and_coerced():
-    checked = check_parameters("clustering_explorer", {"eps": 1, "k1": 12, "eps_sweep": [0.3, 0.6]})
-    assert checked == {"eps": 1.0, "k1": 12, "eps_sweep": [0.3, 0.6]}
-    assert isinstance(checked["eps"], float)
+    checked = check_parameters("clustering_explorer", {"eps": 0.6, "k1": 12, "eps_sweep": [0.3, 0.6]})
+    assert checked == {"eps": 0.6, "k1": 12, "eps_sweep": [0.3, 0.6]}
+    with pytest.raises(NotebookError, match=r"parameter 'eps': .*cluster.eps must be > 0 and < 1, got 1.0"):
+        check_parameters("clustering_explorer", {"eps": 1})  # an int where a float is due: widened, then ranged
+    with pytest.raises(NotebookError, match=r"cluster.k2 \(12\) must be <= cluster.k1 \(10\)"):
+        check_parameters("clustering_explorer", {"k1": 10, "k2": 12})  # a rule between two parameters
 
 
 # ---- `lwtgpf notebook` refuses bad parameters before any kernel starts -------------------------------
@@ -159,7 +163,7 @@ def quickstart_run(kernel_env, tmp_path_factory):
         "notebook", "quickstart", "--out", str(run),
         "-p", "data_root", str(base / "benchmarks"),
         "-p", "generate_overrides", json.dumps(SMALL_BENCHMARK),
-        "-p", "epochs", "1", "-p", "umap_epochs", "20", "-p", "pretrain_epochs", "1", "-p", "pretrain_iters", "3",
+        "-p", "epochs", "2", "-p", "umap_epochs", "20", "-p", "pretrain_epochs", "1", "-p", "pretrain_iters", "3",
         "-p", "config_overrides", json.dumps(TINY),
     ]
     assert main(argv) == 0
@@ -173,13 +177,18 @@ def test_quickstart_generates_trains_and_saves_figures(quickstart_run):
         assert (run.parent / "benchmarks" / name / "meta.json").exists()
     executed = run / "quickstart.ipynb"
     text = _outputs_text(executed)
-    assert "random initialisation: mAP" in text and "trained (1 epochs): mAP" in text
+    assert "random initialisation: mAP" in text and "trained (2 epochs): mAP" in text
     assert (run / "pretrain" / "checkpoints" / "last.pt").exists()  # stage 1 wrote the weights stage 2 loaded
     assert "(layout lwtgpf): loaded" in text
-    assert yaml.safe_load((run / "parameters.yaml").read_text())["epochs"] == 1
+    assert yaml.safe_load((run / "parameters.yaml").read_text())["epochs"] == 2
+    provenance = json.loads((run / "provenance.json").read_text())  # the notebook run's own provenance
+    assert provenance["notebook"] == "quickstart" and provenance["parameters"]["epochs"] == 2
+    assert provenance["status"] == "done" and provenance["code"]["git_commit"] and provenance["seconds"] > 0
+    trained = json.loads((run / "train" / "provenance.json").read_text())  # the Trainer's, inside the kernel
+    assert trained["environment"]["LWTGPF_NOTEBOOK_RUN"] == str(run.resolve()) and trained["seed"] == 1
     train = run / "train"
     assert (train / "checkpoints" / "last.pt").exists()
-    assert yaml.safe_load((train / "config.yaml").read_text())["train"]["epochs"] == 1  # parameter reached config
+    assert yaml.safe_load((train / "config.yaml").read_text())["train"]["epochs"] == 2  # parameter reached config
     figures = _png_files(run / "figures")
     assert len(figures) >= 5 and min(figures.values()) > 5_000, figures  # one static figure per widget
 
@@ -209,6 +218,7 @@ def test_stepwise_training_runs_the_chosen_method(kernel_env, synthetic_root, tm
     ("attention_windows", ["-p", "crop", "3", "-p", "stage", "2", "-p", "block", "1", "-p", "head", "1"],
      "attention_windows.png"),
     ("evaluate_and_rank", ["-p", "topk", "5", "-p", "query", "2"], "rank_list.png"),
+    ("cluster_evolution", ["-p", "identities", "2", "-p", "umap_epochs", "20"], "lineage.png"),
 ])
 def test_run_folder_notebooks(quickstart_run, tmp_path, name, parameters, figure):
     run = tmp_path / name
@@ -226,3 +236,10 @@ def test_run_folder_notebooks(quickstart_run, tmp_path, name, parameters, figure
         assert set(ranked["rank"]) == {1, 2, 3, 4, 5}
         assert (ranked["match"] == (ranked["query_pid"] == ranked["gallery_pid"])).all()
         assert "mAP" in _outputs_text(run / f"{name}.ipynb")
+    if name == "cluster_evolution":  # lineage, camera pairs and two identities' trajectories, each shown too
+        text = _outputs_text(run / f"{name}.ipynb")
+        assert "looking at 1 -> 2" in text and text.count("identity ") >= 2
+        assert len(list((run / "figures").glob("trajectory_id*.png"))) == 2
+        assert (run / "camera_pairs.csv").read_text().startswith("epoch,cross-camera recall")
+        for view in ("lineage", "trajectory", "camera_pairs", "proxy_umap"):  # the Workbench's twins
+            assert (run / "figures" / f"{view}.png").stat().st_size > 5_000, view

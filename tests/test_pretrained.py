@@ -13,7 +13,7 @@ from torch import nn
 
 from lwtgpf.config import load_config
 from lwtgpf.models import LWTGPF, LewinViT, LewinViTShape, ResNet50Reid, ViTSmallReid, build_model, load_pretrained
-from lwtgpf.models.pretrained import PretrainedError, resize_vit_pos_embed, timm_to_unfold_order
+from lwtgpf.models.pretrained import PretrainedError, load_model_state, resize_vit_pos_embed, timm_to_unfold_order
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
 ORACLE = FIXTURES / "solider_swin_oracle.pt"
@@ -237,7 +237,7 @@ def test_build_model_loads_cfg_pretrained(tmp_path, capsys):
     assert "layout resnet50" in capsys.readouterr().out
 
 
-def test_a_run_checkpoint_loads_whole_and_skips_another_camera_count(tmp_path):
+def test_a_run_checkpoint_loads_whole_and_another_camera_count_gets_the_mean_camera(tmp_path):
     cfg = load_config("synthetic")
     torch.manual_seed(5)
     trained = build_model(cfg, num_cameras=4)
@@ -248,11 +248,47 @@ def test_a_run_checkpoint_loads_whole_and_skips_another_camera_count(tmp_path):
 
     fewer = build_model(cfg, num_cameras=2)
     report = load_pretrained(fewer, tmp_path / "last.pt")
-    assert report.layout == "lwtgpf" and report.missing == ["trunk.camera_embed"]
-    assert "4 cameras" in report.skipped["trunk.camera_embed"]
+    assert report.layout == "lwtgpf" and report.missing == []
+    assert "trained for 4 cameras, this dataset has 2" in report.skipped["trunk.camera_embed"]
+    mean = trained.trunk.camera_embed.detach().mean(0, keepdim=True)
+    assert torch.equal(fewer.trunk.camera_embed.detach(), mean.expand(2, -1, -1))
     other = build_model(load_config("synthetic", {"model.backbone": "lewinvit_t"}), num_cameras=4)
     with pytest.raises(PretrainedError, match="last.pt.*shape"):
         load_pretrained(other, tmp_path / "last.pt")
+
+
+@pytest.mark.parametrize("wrap", [
+    lambda sd: {f"module.{k}": v for k, v in sd.items()},  # DataParallel / DDP
+    lambda sd: {"state_dict": {f"model.{k}": v for k, v in sd.items()}},  # Lightning-style
+    lambda sd: {"model": {f"_orig_mod.module.{k}": v for k, v in sd.items()}},  # torch.compile of DDP
+])
+def test_wrapped_weights_load_in_every_layout(tmp_path, wrap):
+    cfg = load_config("synthetic")
+    torch.manual_seed(3)
+    trained = build_model(cfg, num_cameras=4)
+    torch.save(wrap(trained.state_dict()), tmp_path / "wrapped.pt")
+    loaded = build_model(load_config("synthetic", {"model.pretrained": str(tmp_path / "wrapped.pt")}), num_cameras=4)
+    for key, value in trained.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value), key
+    resnet = timm.create_model("resnet50", pretrained=False, num_classes=0)
+    torch.save(wrap(resnet.state_dict()), tmp_path / "resnet.pt")
+    model = build_model(load_config(None, {"model.backbone": "resnet50", "model.pretrained": str(tmp_path / "resnet.pt")}),
+                        num_cameras=4)
+    assert torch.equal(model.backbone.conv1.weight, resnet.conv1.weight)
+
+
+def test_a_checkpoint_of_another_model_names_the_file_and_the_keys(tmp_path):
+    small = build_model(load_config("synthetic"), num_cameras=4)
+    state = small.state_dict()
+    other = build_model(load_config("synthetic", {"model.leff_stages": [True, False, False, False]}), num_cameras=4)
+    with pytest.raises(PretrainedError, match=r"run/last.pt: the checkpoint does not fit .* missing: trunk.stages.0"):
+        load_model_state(other, state, "run/last.pt")
+    wider = build_model(load_config("synthetic", {"model.backbone": "lewinvit_t"}), num_cameras=4)
+    with pytest.raises(PretrainedError, match=r"of another shape .*patch_embed"):
+        load_model_state(wider, state, "run/last.pt")
+    eight = build_model(load_config("synthetic"), num_cameras=8)  # direct transfer: 4 -> 8 cameras
+    report = load_model_state(eight, state, "run/last.pt")
+    assert "trained for 4 cameras, this dataset has 8" in report.skipped["trunk.camera_embed"]
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -23,10 +23,10 @@ def _train_command(synthetic_root, out, *extra):
         f"data.root={synthetic_root}", "data.batch_size=16", "data.iters_per_epoch=6", "train.epochs=3",
         "train.eval_every=0", "eval.batch_size=64", "cluster.k1=10", "cluster.k2=3", "cluster.min_samples=3",
     ]
+    if "--resume" in extra:  # the run's own config: nothing to repeat
+        return [sys.executable, "-m", "lwtgpf.cli", "train", "--out", str(out), *extra]
     command = [sys.executable, "-m", "lwtgpf.cli", "train", "--config", "synthetic", "--out", str(out), *extra]
-    if "--resume" not in extra:
-        command += [arg for o in overrides for arg in ("--set", o)]
-    return command
+    return command + [arg for o in overrides for arg in ("--set", o)]
 
 
 def _wait_for(predicate, process, timeout=300.0):

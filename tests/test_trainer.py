@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from lwtgpf.config import load_config
+from lwtgpf.config import ConfigError, load_config
 from lwtgpf.engine.checkpoint import load_checkpoint
 from lwtgpf.engine.trainer import Trainer
+from lwtgpf.run_folder import RunFolderError
 
 
 def test_steps_leave_plain_readable_state(tiny_config):
@@ -73,6 +74,9 @@ def test_classifier_method_learns_identities_and_resumes_its_weights(tiny_config
     assert {"ce_global", "ce_parts"} <= set(first)
     trainer.step()
     assert trainer.step_losses[-1] < trainer.step_losses[0] or trainer.history[1]["loss"] < first["loss"]
+    with pytest.raises(RunFolderError, match=r"is in use by process \d+ .*one writer per run folder"):
+        Trainer(cfg, run_dir=tmp_path / "run", resume=True)  # the first trainer still writes there
+    trainer.close()
     resumed = Trainer(cfg, run_dir=tmp_path / "run", resume=True)
     assert torch.equal(resumed.classifier.weight, trainer.classifier.weight)
 
@@ -91,10 +95,10 @@ def test_fit_writes_a_run_folder_and_refuses_to_overwrite_it(tiny_config, tmp_pa
     assert load_config(run / "config.yaml") == cfg
     state = load_checkpoint(run / "checkpoints" / "last.pt")
     assert state["epoch"] == 2
-    with pytest.raises(FileExistsError, match="not empty"):
+    with pytest.raises(RunFolderError, match="holds a run; pick a new --out or pass --resume"):
         Trainer(cfg, run_dir=run)
 
 
 def test_unknown_method_is_a_clear_error(tiny_config):
-    with pytest.raises(ValueError, match="method 'dbscan'"):
-        Trainer(tiny_config(method="dbscan"))
+    with pytest.raises(ConfigError, match="method 'dbscan' is not one of: classifier, cluster_contrast, lwtgpf"):
+        tiny_config(method="dbscan")

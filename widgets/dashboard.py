@@ -1,9 +1,7 @@
-"""Pseudo-label purity dashboard: per-epoch curves from the run's log, growing as epochs run.
+"""Pseudo-label purity dashboard: per-epoch curves from the run's log; click an epoch to go there.
 
 NMI, ARI, pairwise precision / recall, clusters vs true identities, outliers, camera-split rate and
-mAP, read from `RunState.history` (the trainer's log rows). Each panel is rendered once per new epoch
-and kept as an image, so choosing panels only rearranges images; `save_figure` draws the chosen
-panels as one figure (`purity_dashboard_figure`, the same plotting code).
+mAP, read from `RunState.history` (the trainer's log rows), with the epoch cursor marked.
 """
 from __future__ import annotations
 
@@ -12,10 +10,11 @@ import html
 import ipywidgets as W
 from matplotlib.figure import Figure
 
-from lwtgpf.runs import RunState
-from lwtgpf.viz.workbench_figures import DASHBOARD_PANELS, figure_png, purity_dashboard_figure
+from lwtgpf.viz.workbench_figures import DASHBOARD_PANELS, purity_dashboard_figure
+from lwtgpf.workbench import RunState
 
 from .base import FigureView
+from .selection import Selection
 
 TABLE_KEYS = ("epoch", "nmi", "ari", "pairwise_precision", "pairwise_recall", "num_clusters", "num_true_ids",
               "outlier_fraction", "camera_split_rate", "mAP")
@@ -24,50 +23,31 @@ TABLE_KEYS = ("epoch", "nmi", "ari", "pairwise_precision", "pairwise_recall", "n
 class PurityDashboard(FigureView):
     title = "pseudo-label purity"
 
-    def __init__(self, state: RunState):
+    def __init__(self, state: RunState, selection: Selection | None = None, visible: bool = True):
         self.panels = W.SelectMultiple(options=list(DASHBOARD_PANELS), value=tuple(DASHBOARD_PANELS),
                                        description="panels", rows=len(DASHBOARD_PANELS))
         self.table = W.HTML()
-        self.panel_images = {name: W.Image(format="png") for name in DASHBOARD_PANELS}
-        self.grid = W.GridBox(layout=W.Layout(grid_template_columns="repeat(3, max-content)"))
-        self._rendered_for: tuple | None = None  # the history the panel images show
-        super().__init__(state, [self.panels])
-        controls, _, status = self.children
-        self.children = (controls, self.grid, status, self.table)
-        self.refresh()
+        super().__init__(state, [self.panels], selection, visible)
+        self.children = (*self.children, self.table)
+        self.start()
 
-    def _history_key(self) -> tuple:
+    def draw(self, fig: Figure) -> None:
         history = self.state.history
-        return id(history), len(history), id(history[-1]) if history else None
+        purity_dashboard_figure(history, self.panels.value, cursor=self.state.epoch or None, fig=fig)
+        self.table.value = _history_table(history, self.state.epoch)
 
-    def render(self) -> None:
-        history = self.state.history
-        if self._history_key() != self._rendered_for:  # a new epoch: render every panel once
-            for name, image in self.panel_images.items():
-                image.value = figure_png(purity_dashboard_figure(history, [name], title=""))
-            self.table.value = _history_table(history)
-            self._rendered_for = self._history_key()
-        self.figure = None  # the combined figure is drawn when asked for
-        if not history:
-            self.grid.children = [self.panel_images[next(iter(DASHBOARD_PANELS))]]  # "no epoch yet"
-        else:
-            self.grid.children = [self.panel_images[name] for name in self.panels.value]
-
-    def current_figure(self) -> Figure:
-        if self.figure is None:
-            self.figure = self.draw()
-        return self.figure
-
-    def draw(self) -> Figure:
-        return purity_dashboard_figure(self.state.history, self.panels.value)
+    def on_click(self, event) -> None:
+        if event.inaxes is not None and event.xdata is not None:
+            self.go_to_epoch(int(round(event.xdata)))
 
 
-def _history_table(history: list[dict]) -> str:
+def _history_table(history: list[dict], cursor: int) -> str:
     if not history:
         return ""
     head = "".join(f"<th>{html.escape(k)}</th>" for k in TABLE_KEYS)
     rows = "".join(
-        "<tr>" + "".join(f"<td>{_cell(row.get(k))}</td>" for k in TABLE_KEYS) + "</tr>" for row in history
+        f"<tr{' style=background:#ffe0b2' if row.get('epoch') == cursor else ''}>"
+        + "".join(f"<td>{_cell(row.get(k))}</td>" for k in TABLE_KEYS) + "</tr>" for row in history
     )
     return f"<table style='font-size:11px'><tr>{head}</tr>{rows}</table>"
 

@@ -1,8 +1,9 @@
-"""Cluster explorer: eps, min_samples, k1 and k2 sliders re-cluster the cached features of this epoch.
+"""Cluster explorer: eps, min_samples, k1 and k2 sliders re-cluster the cursor epoch's features; click a
+cluster's row to select it.
 
 Re-clustering goes through `RunState.recluster` (lwtgpf.cluster's kNN, Jaccard and DBSCAN; the kNN and
 the Jaccard distance are reused while k1 / k2 stay), then the label-quality metrics and the crops of
-the purest and the most mixed clusters are shown. The number of example clusters only redraws.
+the purest and the most mixed clusters are shown, the current selection's crops on top.
 """
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from lwtgpf.cluster import PseudoLabels
-from lwtgpf.runs import RunState, cluster_summaries
 from lwtgpf.viz.workbench_figures import (
     CORRECT_COLOUR,
     WRONG_COLOUR,
@@ -22,8 +22,10 @@ from lwtgpf.viz.workbench_figures import (
     cluster_examples_figure,
     format_quality,
 )
+from lwtgpf.workbench import RunState, cluster_summaries
 
 from .base import FigureView
+from .selection import Selection
 
 CROPS_PER_CLUSTER = 8
 
@@ -31,7 +33,7 @@ CROPS_PER_CLUSTER = 8
 class ClusterExplorer(FigureView):
     title = "cluster explorer"
 
-    def __init__(self, state: RunState):
+    def __init__(self, state: RunState, selection: Selection | None = None, visible: bool = True):
         c = state.cfg.cluster
         slider = dict(continuous_update=False, style={"description_width": "initial"})
         self.eps = W.FloatSlider(value=c.eps, min=0.05, max=0.95, step=0.01, description="eps", **slider)
@@ -41,23 +43,34 @@ class ClusterExplorer(FigureView):
         self.examples = W.IntSlider(value=3, min=1, max=8, description="examples", **slider)
         self.metrics = W.HTML()
         self.pseudo: PseudoLabels | None = None  # the labels shown now
+        self.rows: list[tuple[int, np.ndarray]] = []  # (cluster, members) of each row drawn, top to bottom
+        self.boxes: list = []
         self._pseudo_key = None
-        super().__init__(state, [self.eps, self.min_samples, self.k1, self.k2, self.examples])
+        super().__init__(state, [self.eps, self.min_samples, self.k1, self.k2, self.examples], selection, visible)
         self.children = (*self.children[:1], self.metrics, *self.children[1:])
-        self.refresh()
+        self.start()
 
     def settings(self) -> dict[str, float]:
         return dict(eps=self.eps.value, min_samples=self.min_samples.value, k1=self.k1.value, k2=self.k2.value)
 
+    def at_run_settings(self) -> bool:
+        c = self.state.cfg.cluster
+        return self.settings() == dict(eps=c.eps, min_samples=c.min_samples, k1=c.k1, k2=c.k2)
+
     def current(self) -> PseudoLabels:
-        """Pseudo labels at the slider settings (re-clustered only when the settings or the epoch changed)."""
+        """Pseudo labels at the slider settings: at the run's own settings, the labels the run trained on
+        (its record; nothing to compute), else re-clustered (only when the settings or the epoch changed)."""
+        if self.at_run_settings() and self.state.labels_are_kept():
+            self.pseudo = self.state.pseudo_labels()
+            self._pseudo_key = None
+            return self.pseudo
         reclusterer, settings = self.state.reclusterer(), tuple(self.settings().values())
         if self._pseudo_key is None or self._pseudo_key[0] is not reclusterer or self._pseudo_key[1] != settings:
             self.pseudo = self.state.recluster(**self.settings())
             self._pseudo_key = (reclusterer, settings)
         return self.pseudo
 
-    def draw(self) -> Figure:
+    def draw(self, fig: Figure) -> None:
         state = self.state
         pseudo = self.current()
         quality = pseudo.quality or {}
@@ -67,27 +80,52 @@ class ClusterExplorer(FigureView):
         shown_already = {s.cluster for s in purest}
         mixed = [s for s in reversed(summaries) if s.cluster not in shown_already][:count]
         size = (state.cfg.data.height, state.cfg.data.width)
-        examples = []
+        examples, self.rows = [], []
+        picked = self.selection.indices
+        if len(picked):
+            examples.append(self._example(f"selection\n{len(picked)} crops", picked, size))
+            self.rows.append((-1, picked))
         for label, group in (("purest", purest), ("most mixed", mixed)):
             for summary in group:
-                shown, majority = identities_first(summary.members, state.train_pids)
-                crops = [Tile(state.crop(state.dataset.train[i], size),
-                              f"id {state.train_pids[i]} c{state.train_camids[i] + 1}",
-                              CORRECT_COLOUR if state.train_pids[i] == majority else WRONG_COLOUR)
-                         for i in shown[:CROPS_PER_CLUSTER]]
-                examples.append(ClusterExample(
+                examples.append(self._example(
                     f"{label}\ncluster {summary.cluster}\n{len(summary.members)} crops, {summary.num_identities} ids\n"
-                    f"purity {summary.purity:.2f}", crops))
-        phases = ", ".join(f"{k} {1000 * v:.0f} ms" for k, v in pseudo.timings.items())
-        self.metrics.value = (
-            "<b>" + html.escape("  ".join(format_quality(quality))) + "</b><br>"
-            + html.escape(f"{pseudo.proxies.num_proxies} proxies; ran: {phases}"
-                          + ("" if "knn" in pseudo.timings else " (kNN reused)")
-                          + ("" if "jaccard" in pseudo.timings else " (Jaccard distance reused)"))
-        )
+                    f"purity {summary.purity:.2f}", summary.members, size))
+                self.rows.append((summary.cluster, summary.members))
+        if self._pseudo_key is None:
+            how = f"the labels epoch {state.epoch} trained on (the run's settings: move a slider to re-cluster)"
+        else:
+            phases = ", ".join(f"{k} {1000 * v:.0f} ms" for k, v in pseudo.timings.items())
+            how = (f"re-clustered the features of {state.features_source()}; ran: {phases}"
+                   + ("" if "knn" in pseudo.timings else " (kNN reused)")
+                   + ("" if "jaccard" in pseudo.timings else " (Jaccard distance reused)"))
+        self.metrics.value = ("<b>" + html.escape("  ".join(format_quality(quality))) + "</b><br>"
+                              + html.escape(f"{pseudo.proxies.num_proxies} proxies; {how}"))
         title = (f"eps {self.eps.value:.2f}, min_samples {self.min_samples.value}, k1 {self.k1.value}, "
-                 f"k2 {self.k2.value}  ({state.source}, epoch {state.epoch})")
-        return cluster_examples_figure(quality, examples, title)
+                 f"k2 {self.k2.value}  ({state.source}, epoch {state.epoch}; click a row to select its cluster)")
+        self.boxes = []
+        cluster_examples_figure(quality, examples, title, fig=fig, boxes=self.boxes)
+
+    def _example(self, title: str, members: np.ndarray, size) -> ClusterExample:
+        state = self.state
+        shown, majority = identities_first(members, state.train_pids)
+        crops = [Tile(state.crop(state.dataset.train[i], size), f"id {state.train_pids[i]} c{state.train_camids[i] + 1}",
+                      CORRECT_COLOUR if state.train_pids[i] == majority else WRONG_COLOUR)
+                 for i in shown[:CROPS_PER_CLUSTER]]
+        return ClusterExample(title, crops)
+
+    def on_click(self, event) -> None:
+        if event.inaxes is None or event.ydata is None:
+            return
+        rows = [row for row, _, _, y0, _, y1 in self.boxes if y0 <= event.ydata <= y1]
+        if not rows or rows[0] >= len(self.rows):
+            return
+        cluster, members = self.rows[rows[0]]
+        if cluster < 0:
+            return
+        if self.at_run_settings():
+            self.selection.select_cluster(cluster, self.state.epoch, members, source="cluster explorer")
+        else:
+            self.selection.select_crops(members, source=f"cluster explorer (eps {self.eps.value:.2f})")
 
 
 def identities_first(members: np.ndarray, pids: np.ndarray) -> tuple[np.ndarray, int]:

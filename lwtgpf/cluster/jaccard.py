@@ -29,6 +29,8 @@ for the products); the only Python loops run over at most k1 + 1 list positions 
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 import scipy.sparse as sp
 import torch
@@ -112,12 +114,22 @@ def expanded_neighbourhoods(rank: torch.Tensor, k1: int) -> tuple[torch.Tensor, 
 
 
 # --------------------------------------------------------------------------- V
-def encode(x: torch.Tensor, expanded: tuple[torch.Tensor, torch.Tensor], neighbours: Neighbours) -> sp.csr_matrix:
-    """V (N, N) CSR float64: row i = softmax over R*(i) of -(2 - 2 f_i.f_j)."""
+def encode(
+    x: torch.Tensor,
+    expanded: tuple[torch.Tensor, torch.Tensor],
+    neighbours: Neighbours,
+    logits_of: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+) -> sp.csr_matrix:
+    """V (N, N) CSR float64: row i = softmax over R*(i) of -(2 - 2 f_i.f_j).
+
+    logits_of(rows (P,), dots (P,) float64 f_i.f_j) -> (P,) float64 replaces the logits -(2 - 2 f_i.f_j)
+    (test-time re-ranking weighs by its own normalised distance: lwtgpf.evaluation.rerank_sparse).
+    """
     n = x.shape[0]
     counts, cols = expanded  # rows in order, columns ascending within a row
     rows = torch.repeat_interleave(torch.arange(n, device=x.device), counts)
-    logits = -(2 - 2 * _dots(x, rows, cols, neighbours))
+    dots = _dots(x, rows, cols, neighbours)
+    logits = -(2 - 2 * dots) if logits_of is None else logits_of(rows, dots)
     row_max = torch.full((n,), float("-inf"), dtype=torch.float64, device=x.device)
     row_max = row_max.scatter_reduce(0, rows, logits, reduce="amax")
     weights = torch.exp(logits - row_max[rows])
@@ -161,6 +173,39 @@ def query_expand(v: sp.csr_matrix, rank: np.ndarray, k2: int) -> sp.csr_matrix:
 
 
 # --------------------------------------------------------------------------- d(i, j)
+def cross_min_sums(a: sp.csr_matrix, b: sp.csr_matrix) -> sp.csr_matrix:
+    """m[i, j] = sum_c min(a[i, c], b[j, c]) for every row i of a (A, M) and row j of b (B, M) that
+    share a column: CSR (A, B) float64, canonical (columns ascending), pairs with no shared column
+    absent. Nonnegative inputs. For a block of rows of a at a time (about PAIR_BUDGET contributions),
+    each entry (i, c) meets the entries of column c of b; scipy's COO -> CSR conversion sums them per
+    pair. (`min_sum_distance` is the symmetric a = b case, which halves the work.)"""
+    a = a.tocsr()
+    b_by_col = b.tocsc()
+    b_by_col.sort_indices()
+    num_a, num_b = a.shape[0], b.shape[0]
+    partners = np.diff(b_by_col.indptr)[a.indices]  # per entry (i, c) of a: the entries of column c of b
+    pairs_before_row = np.concatenate([[0], np.cumsum(partners)])[a.indptr]  # (A + 1,)
+    row_of_entry = np.repeat(np.arange(num_a), np.diff(a.indptr))
+    blocks = []
+    start = 0
+    while start < num_a:
+        stop = int(np.searchsorted(pairs_before_row, pairs_before_row[start] + PAIR_BUDGET, side="right")) - 1
+        stop = min(max(stop, start + 1), num_a)
+        lo, hi = a.indptr[start], a.indptr[stop]
+        count = partners[lo:hi]
+        second = np.repeat(b_by_col.indptr[a.indices[lo:hi]] - (np.cumsum(count) - count), count) + np.arange(count.sum())
+        block = sp.coo_matrix(
+            (np.minimum(np.repeat(a.data[lo:hi], count), b_by_col.data[second]),
+             (np.repeat(row_of_entry[lo:hi] - start, count), b_by_col.indices[second])),
+            shape=(stop - start, num_b),
+        ).tocsr()  # sums the contributions of each pair; canonical
+        blocks.append(block)
+        start = stop
+    if not blocks:
+        return sp.csr_matrix((num_a, num_b))
+    return sp.vstack(blocks, format="csr")
+
+
 def min_sum_distance(v: sp.csr_matrix) -> sp.csr_matrix:
     """d(i, j) = 1 - m / (2 - m), m = sum_c min(V[i, c], V[j, c]), for every pair sharing a column.
 

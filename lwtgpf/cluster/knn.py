@@ -72,13 +72,25 @@ class Neighbours:
     sqdist: torch.Tensor
 
 
-def nearest_neighbours(features: torch.Tensor | np.ndarray, k: int, backend: str = "auto") -> Neighbours:
-    """Exact k nearest neighbours of every row of `features` (N, D) among all rows, itself first."""
+def nearest_neighbours(
+    features: torch.Tensor | np.ndarray, k: int, backend: str = "auto", block_observer=None
+) -> Neighbours:
+    """Exact k nearest neighbours of every row of `features` (N, D) among all rows, itself first.
+
+    block_observer (torch backend only): called as block_observer(scores (I, J), rows_i, rows_j, error)
+    with every square block of the score matrix x x^T the search computes (rows_i, rows_j slices,
+    rows_j.start >= rows_i.start: each unordered pair of rows once), in the search's precision, and
+    error (N,) float64 bounding |fp32 sum - x_i.x_j| per row i before the scores' final rounding to
+    their dtype. Lets another statistic of all pairs ride on the same pass (test-time re-ranking takes
+    the farthest crop of each row from it).
+    """
     x = _as_features(features)
     if not isinstance(k, (int, np.integer)) or k < 1:
         raise ValueError(f"k must be a positive integer, got {k!r}")
     if backend not in BACKENDS:
         raise ValueError(f"unknown kNN backend {backend!r}; expected one of {', '.join(BACKENDS)}")
+    if block_observer is not None and backend != "torch":
+        raise ValueError("block_observer needs backend='torch' (the only backend that computes score blocks)")
     n = x.shape[0]
     k = min(int(k), n)
     started = time.perf_counter()
@@ -87,7 +99,7 @@ def nearest_neighbours(features: torch.Tensor | np.ndarray, k: int, backend: str
     indices = torch.empty((n, k), dtype=torch.long, device=x.device)
     sqdist = torch.empty((n, k), dtype=torch.float64, device=x.device)
     width = min(n, k + max(8, k))
-    pool = search.all_rows(x, width)
+    pool = search.all_rows(x, width, block_observer)
     searched_again = 0
     while True:
         todo = _finish(x, sqnorm, pool, k, search, indices, sqdist)  # queries whose window overflowed
@@ -287,9 +299,10 @@ class _TorchSearch:
             cand.append(idx)
         return _Pool.from_top(queries, torch.cat(approx), torch.cat(cand), x.shape[0])
 
-    def all_rows(self, x, width) -> _Pool:
+    def all_rows(self, x, width, observer=None) -> _Pool:
         """Pools of every query: the entries at or above a lower bound on its `width`-th largest score,
-        from one pass over the square blocks (I, J), J >= I, of x x^T (module docstring)."""
+        from one pass over the square blocks (I, J), J >= I, of x x^T (module docstring). `observer`:
+        see `nearest_neighbours`' block_observer."""
         n = x.shape[0]
         block = min(n, SYMMETRIC_BLOCK)
         scan = _ThresholdScan(n, width, self.dtype, x.device, block)
@@ -302,6 +315,8 @@ class _TorchSearch:
                 out = buffer[: (rows_i.stop - i) * (rows_j.stop - j)].view(rows_i.stop - i, rows_j.stop - j)
                 with _full_precision_reduction():
                     scores = torch.mm(self.base[rows_i], self.base[rows_j].T, out=out)  # (I, J)
+                if observer is not None:
+                    observer(scores, rows_i, rows_j, self.error)
                 scan.add(scores, rows_i, rows_j, dim=1)  # rows I: their candidates run along dim 1
                 if j != i:
                     scan.add(scores, rows_j, rows_i, dim=0)  # rows J: down the columns, no transposed copy
@@ -416,7 +431,7 @@ class _FaissSearch:
         self.name = "faiss-gpu" if self.gpu_index is not None else "faiss-cpu"
         self.dim_u32 = _fp32_sum_error(x.shape[1] + 4)
 
-    def all_rows(self, x, width) -> _Pool:
+    def all_rows(self, x, width, observer=None) -> _Pool:  # observer: refused in nearest_neighbours
         return self.rows(x, torch.arange(x.shape[0], device=x.device), width)
 
     def rows(self, x, queries, width) -> _Pool:

@@ -1,27 +1,22 @@
 """Data: records, the dataset registry, image loading, transforms and P x K samplers.
 
 The synthetic benchmark generator is imported on its own (`from lwtgpf.data import synthetic`); nothing
-of it is re-exported here.
+of it is re-exported here. Names are imported on first use (PEP 562), so the registry
+(`lwtgpf.data.datasets`) can be read without torch.
 """
-from lwtgpf.data.datasets import DATASETS, available_datasets, build_dataset, register_dataset
-from lwtgpf.data.loading import ImageDataset, contiguous_labels, read_image
-from lwtgpf.data.records import DatasetError, Record, ReidDataset
-from lwtgpf.data.samplers import CameraDiverseSampler, ProxyBalancedSampler
-from lwtgpf.data.transforms import build_test_transform, build_train_transform
+from __future__ import annotations
 
-__all__ = [
-    "DATASETS",
-    "CameraDiverseSampler",
-    "DatasetError",
-    "ImageDataset",
-    "ProxyBalancedSampler",
-    "Record",
-    "ReidDataset",
-    "available_datasets",
-    "build_dataset",
-    "build_test_transform",
-    "build_train_transform",
-    "contiguous_labels",
-    "read_image",
-    "register_dataset",
-]
+from lwtgpf.lazy import lazy_exports
+
+_EXPORTS = {
+    "DATASETS": ".datasets", "available_datasets": ".datasets", "build_dataset": ".datasets",
+    "register_dataset": ".datasets",
+    "ImageDataset": ".loading", "contiguous_labels": ".loading", "read_image": ".loading",
+    "DatasetError": ".records", "Record": ".records", "ReidDataset": ".records",
+    "CameraDiverseSampler": ".samplers", "ProxyBalancedSampler": ".samplers",
+    "build_test_transform": ".transforms", "build_train_transform": ".transforms",
+}
+__all__ = sorted(_EXPORTS)
+
+
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -10,8 +10,10 @@ attributes and share one parsing routine (`parse_market_style_split`). MSMT17 re
 
 Rules every loader follows (SPEC section 8): parse the file's basename, never the full path; junk crops
 (pid -1) are dropped; Market distractors (pid 0) are kept; cameras become 0-based; files with another
-extension (Thumbs.db, readme.txt, ...) are ignored. Anything else that does not fit raises `DatasetError`
-naming the path and what was expected.
+extension (readme.txt, ...) are ignored. Hidden and system files that copies from other machines
+leave behind (dot-files, macOS AppleDouble `._*` and `.DS_Store`, `Thumbs.db`, `desktop.ini`,
+`__MACOSX/`) are skipped and counted (`ReidDataset.skipped`, shown by `statistics()`). Anything else
+that does not fit raises `DatasetError` naming the path and what was expected.
 """
 from __future__ import annotations
 
@@ -58,17 +60,31 @@ def build_dataset(name: str, root: str | Path = "benchmarks") -> ReidDataset:
     return DATASETS[name](root).load()
 
 
+SYSTEM_FILES = {"thumbs.db", "desktop.ini", "__macosx"}  # lower-case names; plus every name starting with "."
+
+
+def is_system_file(path: Path) -> bool:
+    """A hidden or system file another machine left in the folder (never a crop of the dataset)."""
+    return path.name.startswith(".") or path.name.lower() in SYSTEM_FILES
+
+
 def parse_market_style_split(
-    split_dir: Path, pattern: re.Pattern[str], extension: str, num_cameras: int
+    split_dir: Path, pattern: re.Pattern[str], extension: str, num_cameras: int,
+    skipped: dict[str, int] | None = None,
 ) -> list[Record]:
     """All crops of one Market-layout split folder (not recursive), sorted by file name.
 
     `pattern` is full-matched against each basename stem, group 1 = pid, group 2 = 1-based camera in
-    [1, num_cameras]. Junk (pid -1) is dropped, camera ids become 0-based.
+    [1, num_cameras]. Junk (pid -1) is dropped, camera ids become 0-based. Hidden and system files are
+    skipped and counted in `skipped[split folder name]`.
     """
     if not split_dir.is_dir():
         raise DatasetError(f"missing split folder {split_dir}")
-    images = sorted(p for p in split_dir.iterdir() if p.suffix.lower() == extension and p.is_file())
+    entries = list(split_dir.iterdir())
+    system = [p for p in entries if is_system_file(p)]
+    if skipped is not None:
+        skipped[split_dir.name] = len(system)
+    images = sorted(p for p in entries if p.suffix.lower() == extension and not is_system_file(p) and p.is_file())
     records = []
     for path in images:
         pid, camera = _parse_name(path, pattern, num_cameras)
@@ -111,8 +127,10 @@ class DatasetLoader:
 
     def load(self) -> ReidDataset:
         folder = self.find_folder()
+        self.skipped: dict[str, int] = {}
         train, query, gallery, num_cameras, extras = self.load_splits(folder)
-        return ReidDataset(self.name, str(folder), num_cameras, train, query, gallery, extras)
+        return ReidDataset(self.name, str(folder), num_cameras, train, query, gallery, extras,
+                           skipped={k: v for k, v in self.skipped.items() if v})
 
     def load_splits(self, folder: Path) -> tuple[list[Record], list[Record], list[Record], int, dict]:
         """(train, query, gallery, num_cameras, extras) read from the dataset folder."""
@@ -127,10 +145,13 @@ class DatasetLoader:
                 return self.root / folder_name
         expected = " or ".join(str(self.root / n) for n in self.folder_names)
         raise DatasetError(
-            f"dataset {self.name!r} not found: expected the folder {expected}\n"
-            f"Expected layout under {self.root}:\n{self.layout_tree()}\n"
-            f"Where to get it: {self.source} (see benchmarks/README.md)"
+            f"dataset {self.name!r} not found: expected the folder {expected} "
+            f"({self.layout_hint()}; from {self.source}; benchmarks/README.md shows every layout)"
         )
+
+    def layout_hint(self) -> str:
+        """The layout in one line (the full tree is `layout_tree`)."""
+        return "holding " + ", ".join(line.strip().split(" ")[0] for line in self.layout_tree().splitlines()[1:])
 
 
 class MarketStyleDataset(DatasetLoader):
@@ -144,7 +165,8 @@ class MarketStyleDataset(DatasetLoader):
     def load_splits(self, folder: Path) -> tuple[list[Record], list[Record], list[Record], int, dict]:
         num_cameras = self.cameras_in(folder)
         train, query, gallery = (
-            parse_market_style_split(folder / SPLIT_FOLDERS[split], self.pattern, self.extension, num_cameras)
+            parse_market_style_split(folder / SPLIT_FOLDERS[split], self.pattern, self.extension, num_cameras,
+                                     self.skipped)
             for split in ("train", "query", "gallery")
         )
         return train, query, gallery, num_cameras, {}

@@ -19,8 +19,10 @@ def read_image(path: str) -> Image.Image:
     try:
         with Image.open(path) as image:
             return image.convert("RGB")  # convert() forces the full decode while the file is open
+    except Image.DecompressionBombError as exc:  # PIL refuses images over 2 x MAX_IMAGE_PIXELS
+        raise DatasetError(f"cannot read image {path}: far too large for a pedestrian crop ({exc})") from None
     except (OSError, UnidentifiedImageError, ValueError) as exc:
-        raise DatasetError(f"cannot read image {path}: {exc}") from exc
+        raise DatasetError(f"cannot read image {path}: {exc}") from None
 
 
 class ImageDataset(torch.utils.data.Dataset):

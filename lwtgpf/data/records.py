@@ -9,8 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+from lwtgpf.errors import UserError
 
-class DatasetError(ValueError):
+
+class DatasetError(UserError):
     """A dataset that is missing, empty or malformed; the message names the path and what was expected."""
 
 
@@ -35,6 +37,7 @@ class ReidDataset:
     query: list[Record]
     gallery: list[Record]
     extras: dict[str, Any] = field(default_factory=dict)
+    skipped: dict[str, int] = field(default_factory=dict)  # hidden / system files skipped, per folder
 
     def split(self, name: str) -> list[Record]:
         if name not in ("train", "query", "gallery"):
@@ -55,4 +58,7 @@ class ReidDataset:
             cams = len({r.camid for r in records})
             lines.append(f"  {split_name:<8} | {ids:5d} | {len(records):8d} | {cams:9d}")
         lines.append("  ----------------------------------------")
+        if self.skipped:
+            counts = ", ".join(f"{n} in {folder}" for folder, n in self.skipped.items())
+            lines.append(f"  skipped hidden/system files (._*, .DS_Store, Thumbs.db, ...): {counts}")
         return "\n".join(lines)

@@ -60,3 +60,51 @@ def extract_features(
     model.train(was_training)
     local = torch.cat(chunks) if chunks else torch.zeros(0, device=device)
     return all_gather_rows(local).cpu()
+
+
+# ---------------------------------------------------------------------------------------------------
+# The features file of `lwtgpf extract` (read by `lwtgpf cluster` and by anyone's own analysis)
+
+FEATURE_FILE_KEYS = ("features", "pids", "camids", "paths", "num_cameras")
+
+
+def save_feature_file(path, features: torch.Tensor, records: Sequence[Record], num_cameras: int) -> None:
+    """{"features": (N, F, D) or (N, D) float32, "pids"/"camids": (N,) int64, "paths": N str, "num_cameras"},
+    written atomically with torch.save (weights_only-loadable)."""
+    from lwtgpf.fileio import atomic_write
+
+    payload = {
+        "features": features,
+        "pids": torch.tensor([r.pid for r in records], dtype=torch.int64),
+        "camids": torch.tensor([r.camid for r in records], dtype=torch.int64),
+        "paths": [r.path for r in records],
+        "num_cameras": int(num_cameras),
+    }
+    atomic_write(path, lambda stream: torch.save(payload, stream))
+
+
+def load_feature_file(path) -> dict:
+    """A file written by `save_feature_file`, checked; UserError naming the file and what is wrong."""
+    from pathlib import Path
+
+    from lwtgpf.errors import UserError
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"features file {path} does not exist (write one with `lwtgpf extract --out FILE.pt`)")
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # not a torch file, truncated, or objects weights_only refuses
+        raise UserError(f"{path}: not a features file of `lwtgpf extract` ({type(error).__name__}: "
+                        f"{str(error).splitlines()[0] if str(error) else ''})") from None
+    missing = [k for k in FEATURE_FILE_KEYS if not isinstance(saved, dict) or k not in saved]
+    if missing:
+        found = sorted(saved)[:6] if isinstance(saved, dict) else type(saved).__name__
+        raise UserError(f"{path}: not a features file of `lwtgpf extract`: it lacks {', '.join(missing)} "
+                        f"(found {found}); a checkpoint goes to --checkpoint, not --features")
+    feats, n = saved["features"], len(saved["paths"])
+    if not (isinstance(feats, torch.Tensor) and feats.dim() in (2, 3) and feats.shape[0] == n
+            and saved["pids"].shape == (n,) and saved["camids"].shape == (n,)):
+        raise UserError(f"{path}: inconsistent features file: features {tuple(getattr(feats, 'shape', ()))}, "
+                        f"{n} paths, pids {tuple(saved['pids'].shape)}, camids {tuple(saved['camids'].shape)}")
+    return saved

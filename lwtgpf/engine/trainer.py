@@ -5,20 +5,19 @@
 epoch, and reads the state they leave behind (`features`, `pseudo`, `memory`, `history`): plain tensors,
 arrays and dicts, so widgets never reach into the loop.
 
-The methods are configurations of this one loop (see METHODS): LWTGPF (GP-O2CAP on global and
-part features), O2CAP (global only), Cluster Contrast (one proxy per cluster, offline loss only), a
-supervised upper bound (true identities through the same proxies, memory and losses) and `classifier`
-(true identities, cross-entropy over a learned classifier: supervised pretraining on labelled data).
+The methods are configurations of this one loop; what each means is the table `lwtgpf.methods.METHODS`
+(LWTGPF, O2CAP, Cluster Contrast, the supervised upper bound, and `classifier` pretraining).
+
+With a run folder (`lwtgpf.run_folder.RunFolder`, which owns its layout) every epoch prints one line
+(`format_epoch_row`) and appends it to train.log, writes the checkpoint, then log.json / log.csv.
 """
 from __future__ import annotations
 
 import json
-import logging
 import math
 import random
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +39,7 @@ from lwtgpf.data import (
     contiguous_labels,
 )
 from lwtgpf.engine.checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
+from lwtgpf.errors import UserError
 from lwtgpf.engine.distributed import (
     DistInfo,
     all_gather_rows,
@@ -53,46 +53,32 @@ from lwtgpf.engine.extract import autocast_context, extract_features
 from lwtgpf.engine.schedule import build_optimizer, build_scheduler
 from lwtgpf.losses import IdentityClassifier, gp_o2cap_loss
 from lwtgpf.memory import CameraProxyMemory
+from lwtgpf.methods import METHODS
 from lwtgpf.models import build_model
-
-log = logging.getLogger("lwtgpf")
-
-
-@dataclass(frozen=True)
-class Method:
-    camera_aware: bool  # one proxy per (cluster, camera), else one per cluster
-    use_parts: bool  # part features in the memory and the loss
-    online: bool  # online association loss on top of the offline one
-    true_labels: bool  # supervised: identities instead of pseudo labels
-    classifier: bool = False  # identity cross-entropy (IdentityClassifier) instead of the proxy memory
-
-
-METHODS = {
-    "lwtgpf": Method(camera_aware=True, use_parts=True, online=True, true_labels=False),
-    "o2cap": Method(camera_aware=True, use_parts=False, online=True, true_labels=False),
-    "cluster_contrast": Method(camera_aware=False, use_parts=False, online=False, true_labels=False),
-    "supervised": Method(camera_aware=True, use_parts=True, online=True, true_labels=True),
-    "classifier": Method(camera_aware=False, use_parts=True, online=False, true_labels=True, classifier=True),
-}
+from lwtgpf.models.pretrained import load_model_state
+from lwtgpf.run_folder import RANKED_LIST_LENGTH, RunFolder
 
 
 def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("train.device=cuda but CUDA is not available on this machine")
+        raise UserError("train.device=cuda but CUDA is not available on this machine (use auto or cpu)")
     return torch.device(name)
 
 
 def pick_amp_dtype(mode: str, device: torch.device) -> torch.dtype | None:
-    """`auto` means bf16 where the GPU supports it, fp16 otherwise, nothing on the CPU."""
+    """`auto` means bf16 where the GPU supports it, fp16 otherwise, nothing on the CPU.
+
+    bf16 asked for on a GPU without bf16 is an error; on the CPU every mode means full precision.
+    """
     if mode == "off" or device.type != "cuda":
         return None
+    if mode == "bf16" and not torch.cuda.is_bf16_supported():
+        raise UserError(f"train.amp=bf16 but {torch.cuda.get_device_name(device)} has no bf16; use auto or fp16")
     if mode == "bf16" or (mode == "auto" and torch.cuda.is_bf16_supported()):
         return torch.bfloat16
-    if mode in ("fp16", "auto"):
-        return torch.float16
-    raise ValueError(f"train.amp must be auto, off, bf16 or fp16, got {mode!r}")
+    return torch.float16
 
 
 def seed_everything(seed: int) -> None:
@@ -102,27 +88,34 @@ def seed_everything(seed: int) -> None:
 
 
 class Trainer:
-    """One training run of `cfg` writing into `run_dir` (None: keep everything in memory)."""
+    """One training run of `cfg` writing into `run_dir` (None: keep everything in memory).
 
-    def __init__(self, cfg: Config, run_dir: str | Path | None = None, resume: bool = False):
-        if cfg.method not in METHODS:
-            raise ValueError(f"method {cfg.method!r} is unknown; expected one of {', '.join(METHODS)}")
+    Everything that can fail on the user's input (device, dataset, model, pretrained file) is built
+    before the run folder is touched. resume=True continues the run in `run_dir` from its last
+    checkpoint: `cfg` must be the run's config (`RunFolder.resume` names any other difference) and the
+    original `model.pretrained` file is not read (the checkpoint replaces every weight).
+    verbose: print one line per epoch (always written to the run folder's train.log).
+    """
+
+    def __init__(self, cfg: Config, run_dir: str | Path | None = None, resume: bool = False, verbose: bool = True):
         self.cfg = cfg
         self.method = METHODS[cfg.method]
+        self.verbose = verbose
         self.device = pick_device(cfg.train.device)
         self.dist: DistInfo = init_distributed(self.device.type)
         if self.device.type == "cuda":
             self.device = torch.device("cuda", self.dist.local_rank)
         self.amp_dtype = pick_amp_dtype(cfg.train.amp, self.device)
-        self.run_dir = Path(run_dir) if run_dir is not None else None
-        if self.run_dir is not None and self.dist.is_main:
-            _prepare_run_dir(self.run_dir, resume)
+        if resume and run_dir is None:
+            raise UserError("resume needs the run folder (run_dir / --out) to continue")
+        if resume:  # before any work: a config the run was not started with is refused by name
+            RunFolder(run_dir).check_resume(cfg)
         seed_everything(cfg.train.seed)
 
         self.dataset = build_dataset(cfg.data.dataset, cfg.data.root)
         self.train_transform = build_train_transform(cfg.data)
         self.test_transform = build_test_transform(cfg.data)
-        self.model = build_model(cfg, num_cameras=self.dataset.num_cameras).to(self.device)
+        self.model = build_model(cfg, num_cameras=self.dataset.num_cameras, pretrained=not resume).to(self.device)
         self.train_model = self.model
         if self.dist.enabled:  # batch statistics over the global batch, then gradient averaging
             self.model = convert_batch_norms_for_ddp(self.model, self.device.type)
@@ -142,16 +135,36 @@ class Trainer:
         # State after each step: what a notebook or widget reads.
         self.epoch = 0  # completed epochs
         self.history: list[dict[str, Any]] = []
+        self.labels_history: dict[int, np.ndarray] = {}  # epoch -> (N,) pseudo labels that epoch trained on
         self.features: torch.Tensor | None = None  # (N, F, D) train features of this epoch
         self.pseudo: PseudoLabels | None = None
         self.memory: CameraProxyMemory | None = None
         self.last_eval: dict[str, Any] | None = None
         self.step_losses: list[float] = []  # loss of every training step of the last epoch
         self._phase_seconds: dict[str, float] = {}
+        self._run_seconds: dict[str, float] = {}  # phases summed over this process's epochs
+
+        # The run folder, last: nothing above wrote anything.
+        self.run = RunFolder(run_dir) if run_dir is not None else None
+        self.run_dir = self.run.path if self.run is not None else None
+        if self.run is not None and self.dist.is_main:
+            environment = {"device": str(self.device), "threads": torch.get_num_threads()}
+            if resume:
+                for warning in self.run.resume(cfg, self.dataset):
+                    self._say(f"warning: {warning}")
+            else:
+                self.run.create(cfg, self.dataset, **environment)
         if resume:
-            self.load(self._checkpoint_path())
-        elif self.run_dir is not None and self.dist.is_main:
-            cfg.save(self.run_dir / "config.yaml")
+            self.load(self.run.checkpoint)
+            if self.dist.is_main:
+                self.run.write_history(self.history)  # logs back in step with the checkpoint
+                self.run.drop_epochs_after(self.epoch)  # records of epochs the resume redoes
+            self.labels_history = {e: self.run.read_labels(e) for e in self.run.stored_epochs()}
+
+    def close(self) -> None:
+        """Release the run folder (its lock) before `fit` ends it, e.g. to resume it from another process."""
+        if self.run is not None:
+            self.run.unlock()
 
     # ---- the steps of one epoch -------------------------------------------------------------
     def extract_train_features(self) -> torch.Tensor:
@@ -207,7 +220,7 @@ class Trainer:
         cfg = self.cfg
         proxy_of_sample = self.pseudo.proxies.proxy_of_sample
         if (proxy_of_sample >= 0).sum() == 0:
-            log.warning("epoch %d: no sample has a proxy (no clusters); skipping the training step", self.epoch + 1)
+            self._say(f"warning: epoch {self.epoch + 1}: no sample has a proxy (no clusters); no training step")
             self.scheduler.step()
             return {"loss": float("nan")}
         shared = dict(
@@ -270,10 +283,16 @@ class Trainer:
             self.last_eval = evaluate_model(
                 self.model, self.dataset, self.cfg, self.device, self.amp_dtype, return_topk=return_topk
             )
+        self.last_eval["epoch"] = self.epoch  # the model after this many epochs
         return self.last_eval
 
     def step(self) -> dict[str, Any]:
-        """One whole epoch of the recipe; appends and returns its log row."""
+        """One whole epoch of the recipe; appends and returns its log row.
+
+        In a run folder the checkpoint is written first, then the logs (never ahead of the checkpoint).
+        """
+        if self.run is not None and self.dist.is_main:
+            self.run.lock()  # held from the start of the run; again after `fit` released it
         self._phase_seconds = {}
         self.features = self.pseudo = self.memory = None
         self.cluster()
@@ -282,30 +301,58 @@ class Trainer:
         row: dict[str, Any] = {"epoch": self.epoch + 1}
         row.update(self.train_epoch())
         self.epoch += 1
+        self.labels_history[self.epoch] = self.pseudo.labels
         row.update(self.pseudo.log_row())
         if self._should_evaluate():
-            results = self.evaluate()
+            results = self.evaluate(return_topk=RANKED_LIST_LENGTH if self.run is not None else 0)
             row.update({key: results[key] for key in ("mAP", "R1", "R5", "R10", "mINP")})
         row.update({f"sec_{phase}": round(sec, 3) for phase, sec in self._phase_seconds.items()})
+        for phase, sec in self._phase_seconds.items():
+            self._run_seconds[phase] = self._run_seconds.get(phase, 0.0) + sec
         self.history.append(row)
-        if self.run_dir is not None:
-            if self.dist.is_main:
-                self._write_log()
+        if self.run is not None:
+            if self.dist.is_main:  # the epoch's record first: a crash before the checkpoint redoes it
+                self._write_epoch_record()
             if self.epoch % self.cfg.train.checkpoint_every == 0 or self.epoch == self.cfg.train.epochs:
-                self.save(self._checkpoint_path())
+                self.save(self.run.checkpoint)
+            if self.dist.is_main:
+                self.run.write_history(self.history)
+        self._say(format_epoch_row(row, self.cfg.train.epochs))
         return row
+
+    def keeps_features(self, epoch: int) -> bool:
+        """Whether epoch `epoch` (1-based) stores its features in the run folder (`train.keep_features`)."""
+        mode, every = self.cfg.train.keep_features, self.cfg.train.eval_every
+        if mode == "eval":
+            return epoch in (1, self.cfg.train.epochs) or (every > 0 and epoch % every == 0)
+        return mode == "all"
+
+    def _write_epoch_record(self) -> None:
+        """labels (always), train / test features and weights at their cadence, into RUN/epochs/NNN/."""
+        keep = self.keeps_features(self.epoch)
+        evaluated = self.last_eval is not None and self.last_eval.get("epoch") == self.epoch
+        size = self.run.write_epoch(
+            self.epoch, self.pseudo.labels,
+            train_features=self.features[:, 0] if keep and self.features is not None else None,
+            ranking=self.last_eval if keep and evaluated and "topk" in self.last_eval else None,
+            model_state=self.model.state_dict() if keep and self.cfg.train.keep_weights else None,
+        )
+        if keep:
+            self.run.log_event(f"epoch {self.epoch}: stored its labels and features, {size / 2**20:.1f} MB "
+                               f"(epochs/ holds {self.run.epochs_size() / 2**20:.1f} MB)")
 
     def fit(self) -> dict[str, float]:
         """Train the remaining epochs; return (and write to metrics.json) the last epoch's results."""
         while self.epoch < self.cfg.train.epochs:
-            row = self.step()
-            if self.dist.is_main:
-                log.info(_format_row(row))
+            self.step()
         results = self.last_eval if self.last_eval is not None else self.evaluate()
         metrics = {key: round(100.0 * results[key], 2) for key in ("mAP", "R1", "R5", "R10", "mINP")}
         metrics["epochs"] = self.epoch
-        if self.run_dir is not None and self.dist.is_main:
-            _write_json_atomic(self.run_dir / "metrics.json", metrics)
+        if self.run is not None and self.dist.is_main:
+            self.run.write_metrics(metrics)
+            self.run.finish(self._run_seconds)
+            self.run.log_event("finished: " + " ".join(f"{k} {v}" for k, v in metrics.items()))
+            self.close()  # the run is complete: another process may now resume or extend it
         return metrics
 
     # ---- checkpoints -------------------------------------------------------------------------
@@ -328,7 +375,7 @@ class Trainer:
 
     def load(self, path: Path) -> None:
         state = load_checkpoint(path, map_location=self.device)
-        self.model.load_state_dict(state["model"])
+        load_model_state(self.model, state["model"], str(path))
         if self.classifier is not None:
             self.classifier.load_state_dict(state["classifier"])
         self.optimizer.load_state_dict(state["optimizer"])
@@ -342,14 +389,18 @@ class Trainer:
             self.last_eval = {key: evaluated[-1][key] for key in ("mAP", "R1", "R5", "R10", "mINP")}
 
     # ---- helpers -----------------------------------------------------------------------------
-    def _checkpoint_path(self) -> Path:
-        if self.run_dir is None:
-            raise ValueError("resume needs a run folder (run_dir)")
-        return self.run_dir / "checkpoints" / "last.pt"
-
     def _should_evaluate(self) -> bool:
         every = self.cfg.train.eval_every
         return self.epoch == self.cfg.train.epochs or (every > 0 and self.epoch % every == 0)
+
+    def _say(self, line: str) -> None:
+        """A progress line: printed (verbose) and kept in the run folder's train.log (rank 0 only)."""
+        if not self.dist.is_main:
+            return
+        if self.verbose:
+            print(line, flush=True)
+        if self.run is not None:
+            self.run.log_event(line)
 
     @contextmanager
     def _timed(self, phase: str):
@@ -357,35 +408,26 @@ class Trainer:
         yield
         self._phase_seconds[phase] = self._phase_seconds.get(phase, 0.0) + time.perf_counter() - start
 
-    def _write_log(self) -> None:
-        import pandas as pd
 
-        pd.DataFrame(self.history).to_csv(self.run_dir / "log.csv", index=False)
-        _write_json_atomic(self.run_dir / "log.json", self.history)
+def format_epoch_row(row: dict[str, Any], epochs: int) -> str:
+    """One line of an epoch's log row, e.g.
+    `epoch 3/8 | loss 4.213 lr 3.5e-04 | 94 clusters, 231 proxies, 4.1% outliers, NMI 0.743 | mAP 15.3% R1 27.3%
+    | extract 5.1s cluster 0.3s train 40.2s evaluate 3.0s`."""
+    def number(key: str, fmt: str) -> str:
+        value = row.get(key)
+        return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, fmt)
 
-
-def _prepare_run_dir(run_dir: Path, resume: bool) -> None:
-    """A run folder belongs to one run: refuse to write into someone else's results."""
-    if resume:
-        if not (run_dir / "checkpoints" / "last.pt").exists():
-            raise FileNotFoundError(f"--resume: no checkpoint at {run_dir / 'checkpoints' / 'last.pt'}")
-        return
-    if run_dir.exists() and any(run_dir.iterdir()):
-        raise FileExistsError(f"run folder {run_dir} is not empty; pick a new --out or pass --resume")
-    (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
-
-
-def _write_json_atomic(path: Path, data: Any) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=float))
-    tmp.replace(path)
-
-
-def _format_row(row: dict[str, Any]) -> str:
-    keys = ["epoch", "loss", "lr", "num_clusters", "num_proxies", "outlier_fraction", "nmi", "mAP", "R1"]
-    parts = []
-    for key in keys:
-        if key in row:
-            value = row[key]
-            parts.append(f"{key}={value:.4g}" if isinstance(value, float) and not math.isnan(value) else f"{key}={value}")
-    return " ".join(parts)
+    parts = [f"epoch {row['epoch']}/{epochs}", f"loss {number('loss', '.4f')} lr {number('lr', '.2e')}"]
+    labels = f"{row.get('num_clusters', '-')} clusters, {row.get('num_proxies', '-')} proxies"
+    if "outlier_fraction" in row:
+        labels += f", {100 * row['outlier_fraction']:.1f}% outliers"
+    if "nmi" in row:
+        labels += f", NMI {row['nmi']:.3f}"
+    parts.append(labels)
+    if "mAP" in row:
+        parts.append(f"mAP {100 * row['mAP']:.1f}% R1 {100 * row['R1']:.1f}%")
+    seconds = " ".join(f"{k[4:]} {v:.1f}s" for k, v in row.items()
+                       if k.startswith("sec_") and k[4:] in ("extract", "cluster", "train", "evaluate"))
+    if seconds:
+        parts.append(seconds)
+    return " | ".join(parts)

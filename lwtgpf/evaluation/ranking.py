@@ -18,22 +18,39 @@ order (the lower gallery index ranks first). Every path here (dense, chunked, CP
 reference loop) ranks the same way, so they agree exactly on tied distances too.
 
 All metrics only need, per query, the 0-based ranks of its true matches among the kept crops
-("match ranks"). The fast paths produce those ranks chunk by chunk and never hold more than
-`chunk_size x G` distances; `_metrics_from_match_ranks` turns them into numbers.
+("match ranks"); CMC only needs the first of them. `_metrics_from_match_ranks` turns them into
+numbers, so two paths that produce the same match ranks give bit-identical metrics. Two ways to get
+them, one chunk of queries at a time (never more than `chunk_size x G` distances held):
+
+- by sorting (`_rank_chunk_by_sort`, used by `evaluate_rank`, the reference): a stable sort of each
+  whole row, then the junk and the matches are read off the sorted labels;
+- by partial selection (`_rank_chunk`, used by `evaluate_features` and the re-ranked evaluation):
+  what ranks ahead of a true match m is exactly what has distance <= d(m) (with the tie rule above),
+  so each row only needs the entries up to its farthest true match (and, for ranked lists, up to
+  the k-th kept crop, found with a top-k). One comparison per distance selects those candidates;
+  only they are sorted. A query's same-person crops (its matches and its junk) come from a per-person
+  index of the gallery, never from the (C, G) label matrices. The cost beyond the distance matmul is
+  one pass over the chunk plus a sort of the candidates: small when true matches rank high, and a
+  chunk whose candidates are more than `SORT_SHARE` of it is ranked by sorting instead.
 """
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 # Distances held at once per chunk in the fast paths when chunk_size is not given: 2^24 float32
-# values is 64 MiB; with the sort's values, indices and the masks a chunk takes several hundred MiB
-# (bench/bench_evaluation.py measured about 1 GiB peak at MSMT17 scale, normalised gallery included).
-# Fewer elements save memory but cost time (small matmuls and per-chunk overhead).
+# values is 64 MiB (plus a bool mask of 16 MiB, and in the sorting path the sort's values, indices
+# and label masks: several hundred MiB). Fewer elements save memory but cost time (smaller matmuls,
+# per-chunk overhead).
 CHUNK_ELEMENTS = 1 << 24
+# A chunk whose candidates (entries up to each row's farthest match) are more than this share of its
+# entries is ranked by sorting whole rows instead (same ranks; cheaper when nearly everything is a
+# candidate, as with an untrained model). 1.0: never.
+SORT_SHARE = 0.25
 
 
 # ----------------------------------------------------------------------------------------------
@@ -108,29 +125,153 @@ def pairwise_distance(a: Any, b: Any) -> torch.Tensor:
 
 
 # ----------------------------------------------------------------------------------------------
+# labels on the ranking device
+# ----------------------------------------------------------------------------------------------
+
+@dataclass
+class _Labels:
+    """The label vectors as compact codes on the ranking device, plus a per-person gallery index.
+
+    q_pid, q_cam (Q,), g_pid, g_cam (G,) int32 codes; by_pid (G,) int64: gallery indices grouped by
+    pid code, ascending within a person; pid_start, pid_count (P,) int64: where each person's group
+    starts in by_pid and how long it is (0 for a person with no gallery crop).
+    """
+
+    q_pid: torch.Tensor
+    q_cam: torch.Tensor
+    g_pid: torch.Tensor
+    g_cam: torch.Tensor
+    by_pid: torch.Tensor
+    pid_start: torch.Tensor
+    pid_count: torch.Tensor
+
+    @classmethod
+    def build(cls, q_pids: Any, g_pids: Any, q_camids: Any, g_camids: Any, num_q: int, num_g: int,
+              device: torch.device) -> "_Labels":
+        codes = _label_codes(q_pids, g_pids, q_camids, g_camids, num_q, num_g)
+        q_pid, g_pid, q_cam, g_cam = (torch.from_numpy(c).to(device) for c in codes)
+        num_pids = int(max(codes[0].max(), codes[1].max())) + 1
+        by_pid = torch.from_numpy(np.argsort(codes[1], kind="stable")).to(device)
+        pid_count = torch.from_numpy(np.bincount(codes[1], minlength=num_pids)).to(device)
+        return cls(q_pid, q_cam, g_pid, g_cam, by_pid, torch.cumsum(pid_count, 0) - pid_count, pid_count)
+
+    def same_person(self, start: int, stop: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The gallery crops of the same person as each query start..stop-1, as pairs sorted by
+        (query, gallery index): row (H,) 0-based within the chunk, gallery (H,) index, junk (H,) bool
+        (same camera too: removed from the ranking; the others are the true matches)."""
+        pids = self.q_pid[start:stop].long()
+        counts = self.pid_count[pids]
+        row = torch.repeat_interleave(torch.arange(len(pids), device=pids.device), counts)
+        within = torch.arange(len(row), device=pids.device) - torch.repeat_interleave(
+            torch.cumsum(counts, 0) - counts, counts)
+        gallery = self.by_pid[self.pid_start[pids][row] + within]
+        junk = self.g_cam[gallery] == self.q_cam[start:stop][row]
+        return row, gallery, junk
+
+
+def _flat_nonzero(mask: torch.Tensor) -> torch.Tensor:
+    """Flat positions (int64, ascending) of the True entries of a contiguous bool tensor. numpy on
+    the CPU (several times faster than torch there for sparse masks), torch elsewhere."""
+    if mask.device.type == "cpu":
+        return torch.from_numpy(np.flatnonzero(mask.numpy()))
+    return mask.reshape(-1).nonzero().squeeze(1)
+
+
+def _sort_by_row_and_value(rows: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """The permutation (int64) that sorts entries by (row, value), equal keys keeping their order.
+
+    rows (P,) int64 ascending, values (P,) float. float32 values: one stable sort of the int64 keys
+    row * 2^32 + (the value's bits mapped to an order-preserving integer), in numpy on the CPU (3x
+    faster than two torch sorts there); other dtypes: a stable sort by value, then by row."""
+    if values.dtype != torch.float32:
+        by_value = torch.sort(values, stable=True).indices
+        return by_value[torch.sort(rows[by_value], stable=True).indices]
+    values = values + 0.0  # -0.0 becomes +0.0: equal floats must get equal keys
+    if values.device.type == "cpu":
+        bits = values.numpy().view(np.int32).astype(np.int64)
+        bits ^= (bits >> 31) & 0x7FFFFFFF  # negative floats: reverse the magnitude order
+        return torch.from_numpy(np.argsort((rows.numpy() << 32) + bits, kind="stable"))
+    bits = values.view(torch.int32).long()
+    bits ^= (bits >> 31) & 0x7FFFFFFF
+    return torch.sort((rows << 32) + bits, stable=True).indices
+
+
+# ----------------------------------------------------------------------------------------------
 # ranks of the true matches, one chunk of queries at a time
 # ----------------------------------------------------------------------------------------------
 
-def _rank_chunk(
-    dist: torch.Tensor,
-    q_pids: torch.Tensor,
-    q_camids: torch.Tensor,
-    g_pids: torch.Tensor,
-    g_camids: torch.Tensor,
-    topk: int = 0,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """Rank the gallery for a chunk of queries.
+ChunkRanks = tuple[torch.Tensor, torch.Tensor, "torch.Tensor | None"]
 
-    dist (C, G) float; q_pids, q_camids (C,); g_pids, g_camids (G,) int32 codes, same device.
-    Returns (match_query (H,), match_rank (H,), topk_index (C, topk) or None): for each of the H true
-    matches of the chunk, its query row (0..C-1) and its 0-based rank among the kept gallery crops,
-    sorted by query then rank; and the gallery indices of the first `topk` kept crops (-1 where a
-    query has fewer kept crops than topk).
+
+def _rank_chunk(dist: torch.Tensor, labels: _Labels, start: int, topk: int = 0) -> ChunkRanks:
+    """Rank the gallery for queries start..start+C-1 by partial selection (module docstring).
+
+    dist (C, G) float, contiguous, finite, on the labels' device. Returns (match_query (H,),
+    match_rank (H,), topk_index (C, topk) or None): for each of the H true matches of the chunk, its
+    query row (0..C-1) and its 0-based rank among the kept gallery crops, sorted by query then rank;
+    and the gallery indices of the first `topk` kept crops (-1 where a query has fewer kept crops).
+    The same values as `_rank_chunk_by_sort` on the same distances.
     """
+    num_c, num_g = dist.shape
+    device = dist.device
+    row, gallery, junk = labels.same_person(start, start + num_c)
+    pair_dist = dist[row, gallery]
+
+    # Each row's threshold: its farthest true match (-inf without one), or for ranked lists at least
+    # the (topk + junk)-th smallest distance, which bounds the topk-th kept crop's distance.
+    good = ~junk
+    threshold = torch.full((num_c,), float("-inf"), dtype=dist.dtype, device=device)
+    threshold.scatter_reduce_(0, row[good], pair_dist[good], reduce="amax")
+    if topk:
+        junk_count = torch.bincount(row[junk], minlength=num_c)
+        width = min(num_g, topk + int(junk_count.max()))
+        smallest = torch.topk(dist, width, dim=1, largest=False).values  # (C, width) ascending
+        kth = smallest.gather(1, ((topk + junk_count).clamp(max=width) - 1)[:, None]).squeeze(1)
+        threshold = torch.maximum(threshold, kth)
+
+    flat = _flat_nonzero(dist <= threshold[:, None]).to(device)  # candidates, by (row, gallery index)
+    if len(flat) > SORT_SHARE * dist.numel():
+        return _rank_chunk_by_sort(dist, labels, start, topk)
+    cand_row, cand_gallery = flat // num_g, flat % num_g
+    order = _sort_by_row_and_value(cand_row, dist.reshape(-1)[flat])  # then by gallery index
+    position = torch.empty_like(order)
+    position[order] = torch.arange(len(order), device=device)  # sorted position of each candidate
+    row_start = torch.searchsorted(cand_row, torch.arange(num_c, device=device))  # (C,)
+
+    # Column of each same-person candidate in its row's full ranking (all crops, junk included).
+    inside = pair_dist <= threshold[row]  # every true match is; junk may be farther
+    row, junk = row[inside], junk[inside]
+    cand_index = torch.searchsorted(flat, row * num_g + gallery[inside])
+    column = position[cand_index] - row_start[row]
+    # Rank among kept crops = column - junk crops ahead of it in the row.
+    by_column = torch.argsort(row * num_g + column)
+    row, column, junk = row[by_column], column[by_column], junk[by_column]
+    junk_ahead = torch.cumsum(junk, 0) - junk.long()
+    junk_ahead -= junk_ahead[torch.searchsorted(row, row)]
+    match_row, match_rank = row[~junk], (column - junk_ahead)[~junk]
+
+    topk_index = None
+    if topk:
+        is_junk = torch.zeros(len(flat), dtype=torch.bool, device=device)
+        is_junk[cand_index[by_column][junk]] = True
+        kept = ~is_junk[order]
+        sorted_row = cand_row[order]
+        kept_rank = torch.cumsum(kept, 0) - kept.long()  # kept candidates before, over all rows
+        kept_rank -= kept_rank[row_start[sorted_row]]
+        take = kept & (kept_rank < topk)
+        topk_index = torch.full((num_c, topk), -1, dtype=torch.long, device=device)
+        topk_index[sorted_row[take], kept_rank[take]] = cand_gallery[order][take]
+    return match_row, match_rank, topk_index
+
+
+def _rank_chunk_by_sort(dist: torch.Tensor, labels: _Labels, start: int, topk: int = 0) -> ChunkRanks:
+    """Rank the gallery for queries start..start+C-1 by a stable sort of every whole row: the
+    reference way (`evaluate_rank`). Same arguments and returns as `_rank_chunk`."""
     num_g = dist.shape[1]
+    q_pids, q_camids = labels.q_pid[start:start + len(dist)], labels.q_cam[start:start + len(dist)]
     order = torch.sort(dist, dim=1, stable=True).indices  # (C, G)
-    same_pid = g_pids[order] == q_pids[:, None]
-    junk = same_pid & (g_camids[order] == q_camids[:, None])
+    same_pid = labels.g_pid[order] == q_pids[:, None]
+    junk = same_pid & (labels.g_cam[order] == q_camids[:, None])
     good = same_pid & ~junk
     del same_pid
 
@@ -152,6 +293,29 @@ def _rank_chunk(
         topk_index = order[:, :width].gather(1, pick)
         topk_index[~kept.gather(1, pick)] = -1
     return match_row, match_rank, topk_index
+
+
+def _evaluate_chunks(
+    chunks: Iterable[tuple[int, torch.Tensor]],
+    labels: _Labels,
+    num_q: int,
+    max_rank: int,
+    topk: int = 0,
+    rank_chunk: Callable[..., ChunkRanks] = _rank_chunk,
+) -> dict[str, Any]:
+    """Metrics from (start, dist (C, G)) chunks that cover queries 0..Q-1 in order (see
+    `evaluate_features` for the returned dict)."""
+    queries, ranks, topk_rows = [], [], []
+    for start, dist in chunks:
+        match_row, match_rank, topk_index = rank_chunk(dist, labels, start, topk)
+        queries.append((match_row + start).cpu().numpy())
+        ranks.append(match_rank.cpu().numpy())
+        if topk:
+            topk_rows.append(topk_index.cpu().numpy())
+    metrics = _metrics_from_match_ranks(np.concatenate(queries), np.concatenate(ranks), num_q, max_rank)
+    if topk:
+        metrics["topk"] = np.concatenate(topk_rows).astype(np.int64)
+    return metrics
 
 
 # ----------------------------------------------------------------------------------------------
@@ -209,12 +373,12 @@ def evaluate_rank(
     max_rank: int = 50,
     chunk_size: int | None = None,
 ) -> tuple[np.ndarray, float, float]:
-    """torchreid's entry point on a precomputed distance matrix.
+    """torchreid's entry point on a precomputed distance matrix: the reference of the fast paths.
 
     distmat (Q, G) numpy array or tensor (smaller = more similar); pids and camids (Q,) / (G,) ints.
     Returns (all_cmc (min(max_rank, G),) float64 in [0, 1], mAP in [0, 1], mINP in [0, 1]).
-    Rows are ranked `chunk_size` queries at a time (a stable sort, see the module docstring), so
-    only the matrix itself must fit in memory.
+    Rows are ranked `chunk_size` queries at a time by a stable sort of each whole row (module
+    docstring), so only the matrix itself must fit in memory. Raises ValueError on NaN distances.
     """
     if isinstance(distmat, np.ndarray):
         distmat = torch.from_numpy(distmat)  # shares memory
@@ -223,23 +387,46 @@ def evaluate_rank(
         raise ValueError(f"distmat must be a (num_query, num_gallery) matrix, got shape "
                          f"{tuple(distmat.shape)}")
     num_q, num_g = distmat.shape
-    codes = _label_codes(q_pids, g_pids, q_camids, g_camids, num_q, num_g)
-    q_pid_t, g_pid_t, q_cam_t, g_cam_t = (torch.from_numpy(c).to(distmat.device) for c in codes)
+    labels = _Labels.build(q_pids, g_pids, q_camids, g_camids, num_q, num_g, distmat.device)
     max_rank = _check_max_rank(max_rank, num_g)
     step = _resolve_chunk_size(chunk_size, num_g)
 
-    queries, ranks = [], []
-    for start in range(0, num_q, step):
-        rows = slice(start, start + step)
-        dist = distmat[rows]
-        if torch.isnan(dist).any():
-            bad = start + int(torch.isnan(dist).any(dim=1).nonzero()[0])
-            raise ValueError(f"distmat row {bad} contains NaN distances")
-        match_row, match_rank, _ = _rank_chunk(dist, q_pid_t[rows], q_cam_t[rows], g_pid_t, g_cam_t)
-        queries.append((match_row + start).cpu().numpy())
-        ranks.append(match_rank.cpu().numpy())
-    metrics = _metrics_from_match_ranks(np.concatenate(queries), np.concatenate(ranks), num_q, max_rank)
+    def chunks():
+        for start in range(0, num_q, step):
+            dist = distmat[start:start + step]
+            if torch.isnan(dist).any():
+                bad = start + int(torch.isnan(dist).any(dim=1).nonzero()[0])
+                raise ValueError(f"distmat row {bad} contains NaN distances")
+            yield start, dist
+
+    metrics = _evaluate_chunks(chunks(), labels, num_q, max_rank, rank_chunk=_rank_chunk_by_sort)
     return metrics["cmc"], metrics["mAP"], metrics["mINP"]
+
+
+def _as_feature_pair(q_feats: Any, g_feats: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """Check (Q, D), (G, D) finite features; returns them as tensors (no copy when they are)."""
+    q_feats, g_feats = torch.as_tensor(q_feats), torch.as_tensor(g_feats)
+    if q_feats.ndim != 2 or g_feats.ndim != 2 or q_feats.shape[1] != g_feats.shape[1]:
+        raise ValueError(f"q_feats and g_feats must be (Q, D) and (G, D) with the same D, got "
+                         f"{tuple(q_feats.shape)} and {tuple(g_feats.shape)}")
+    for name, feats in (("q_feats", q_feats), ("g_feats", g_feats)):
+        if not torch.isfinite(feats).all():
+            raise ValueError(f"{name} contains NaN or infinite values")
+    return q_feats, g_feats
+
+
+def distance_chunks(
+    q_feats: torch.Tensor, g_feats: torch.Tensor, step: int, device: torch.device
+) -> Iterator[tuple[int, torch.Tensor]]:
+    """(start, (C, G) float32 distances 2 - 2cos of queries start..start+C-1) for C = `step` queries
+    at a time (the last chunk may be shorter). Every chunk is written into one reused buffer: use a
+    chunk before asking for the next."""
+    g_normed = F.normalize(g_feats.to(device, torch.float32), dim=1)
+    buffer = torch.empty((min(step, len(q_feats)), len(g_normed)), dtype=torch.float32, device=device)
+    for start in range(0, len(q_feats), step):
+        q_normed = F.normalize(q_feats[start:start + step].to(device, torch.float32), dim=1)
+        dist = torch.mm(q_normed, g_normed.T, out=buffer[:len(q_normed)])
+        yield start, dist.mul_(-2.0).add_(2.0)  # = _distance_of_normalised, without a fresh buffer
 
 
 def evaluate_features(
@@ -253,55 +440,58 @@ def evaluate_features(
     chunk_size: int | None = None,
     return_topk: int = 0,
     device: str | torch.device | None = None,
+    rerank: bool = False,
+    rerank_k1: int = 20,
+    rerank_k2: int = 6,
+    rerank_lambda: float = 0.3,
 ) -> dict[str, Any]:
     """The protocol of SPEC section 7 straight from features, never holding the (Q, G) matrix.
 
     q_feats (Q, D), g_feats (G, D) numpy arrays or tensors (any float dtype; L2-normalised here);
     pids and camids (Q,) / (G,) ints. Distance: squared Euclidean between unit vectors (2 - 2cos),
     computed `chunk_size` queries at a time with a matmul (default: about 2^24 distances per chunk,
-    205 queries at MSMT17's 82,161 gallery crops), ranked by a stable sort per chunk.
-    `device`: where the matmul and sort run (default: q_feats' device for tensors, else CPU).
+    204 queries at MSMT17's 82,161 gallery crops) and ranked by partial selection (module docstring).
+    `device`: where the matmul and ranking run (default: q_feats' device for tensors, else CPU).
+    rerank=True ranks by the k-reciprocal re-ranked distance instead (Zhong et al. 2017; k1, k2,
+    lambda as in `re_ranking`), computed in bounded memory by `lwtgpf.evaluation.rerank_sparse`.
 
     Returns a dict: mAP, mINP (floats in [0, 1]), cmc ((min(max_rank, G),) float64), R1, R5, R10,
     num_valid_queries, per_query_ap ((Q,), NaN for skipped queries) and, with return_topk=k > 0,
     topk ((Q, k) int64 gallery indices of each query's first k crops after removing its
     same-person same-camera crops, -1 padding).
-    Gives the same numbers as `evaluate_rank(pairwise_distance(q_feats, g_feats), ...)`.
+    Gives the same numbers as `evaluate_rank(pairwise_distance(q_feats, g_feats), ...)` (with
+    rerank: as `evaluate_rank` of the re-ranked distance). Raises ValueError on bad shapes, labels,
+    non-finite features, or when no query has a true match.
     """
-    q_feats, g_feats = torch.as_tensor(q_feats), torch.as_tensor(g_feats)
-    if q_feats.ndim != 2 or g_feats.ndim != 2 or q_feats.shape[1] != g_feats.shape[1]:
-        raise ValueError(f"q_feats and g_feats must be (Q, D) and (G, D) with the same D, got "
-                         f"{tuple(q_feats.shape)} and {tuple(g_feats.shape)}")
-    for name, feats in (("q_feats", q_feats), ("g_feats", g_feats)):
-        if not torch.isfinite(feats).all():
-            raise ValueError(f"{name} contains NaN or infinite values")
+    q_feats, g_feats = _as_feature_pair(q_feats, g_feats)
     if int(return_topk) < 0:
         raise ValueError(f"return_topk must be >= 0, got {return_topk}")
     num_q, num_g = q_feats.shape[0], g_feats.shape[0]
     device = torch.device(device) if device is not None else q_feats.device
-    codes = _label_codes(q_pids, g_pids, q_camids, g_camids, num_q, num_g)
-    q_pid_t, g_pid_t, q_cam_t, g_cam_t = (torch.from_numpy(c).to(device) for c in codes)
+    labels = _Labels.build(q_pids, g_pids, q_camids, g_camids, num_q, num_g, device)
     max_rank = _check_max_rank(max_rank, num_g)
     step = _resolve_chunk_size(chunk_size, num_g)
     topk = min(int(return_topk), num_g)
+    if rerank:
+        from .rerank_sparse import KReciprocalReranking  # imports this module
 
-    g_normed = F.normalize(g_feats.to(device, torch.float32), dim=1)
-    queries, ranks, topk_rows = [], [], []
-    for start in range(0, num_q, step):
-        rows = slice(start, start + step)
-        q_normed = F.normalize(q_feats[rows].to(device, torch.float32), dim=1)
-        dist = _distance_of_normalised(q_normed, g_normed)
-        match_row, match_rank, topk_index = _rank_chunk(
-            dist, q_pid_t[rows], q_cam_t[rows], g_pid_t, g_cam_t, topk)
-        del dist
-        queries.append((match_row + start).cpu().numpy())
-        ranks.append(match_rank.cpu().numpy())
-        if topk:
-            topk_rows.append(topk_index.cpu().numpy())
-    metrics = _metrics_from_match_ranks(np.concatenate(queries), np.concatenate(ranks), num_q, max_rank)
-    if topk:
-        metrics["topk"] = np.concatenate(topk_rows).astype(np.int64)
-    return metrics
+        reranking = KReciprocalReranking(q_feats, g_feats, rerank_k1, rerank_k2, rerank_lambda, device=device)
+        chunks = reranking.chunks(step)
+    else:
+        chunks = distance_chunks(q_feats, g_feats, step, device)
+    return _evaluate_chunks(chunks, labels, num_q, max_rank, topk)
+
+
+def topk_distances(q_feats: Any, g_feats: Any, topk: np.ndarray) -> np.ndarray:
+    """(Q, k) float32 squared Euclidean distance between unit features (2 - 2cos) of each query to the
+    gallery crops of its ranked list `topk` ((Q, k) gallery indices, -1 padding -> NaN)."""
+    q, g = _as_feature_pair(q_feats, g_feats)
+    index = torch.as_tensor(np.asarray(topk), dtype=torch.long, device=q.device)
+    picked = g[index.clamp(min=0)]  # (Q, k, D)
+    cosine = torch.einsum("qd,qkd->qk", F.normalize(q.float(), dim=1), F.normalize(picked.float(), dim=2))
+    distance = (2 - 2 * cosine).clamp(min=0).cpu().numpy().astype(np.float32)
+    distance[np.asarray(topk) < 0] = np.nan
+    return distance
 
 
 def reference_evaluate_rank(

@@ -1,14 +1,23 @@
-"""Encoders: LewinViT + the LWTGPF dual branch, timm baselines, pretrained loading, one registry."""
-from .base import BNNecks, ReidModel, stripe_pool
-from .baselines import ResNet50Reid, ViTSmallReid
-from .lewinvit import LEWINVIT_SHAPES, AttentionMap, LewinViT, LewinViTShape, build_lewinvit
-from .lwtgpf import LWTGPF
-from .output import ReidFeatures
-from .pretrained import LAYOUTS, LoadReport, PretrainedError, load_pretrained
-from .registry import BACKBONES, build_model
+"""Encoders: LewinViT + the LWTGPF dual branch, timm baselines, pretrained loading, one registry.
 
-__all__ = [
-    "BACKBONES", "LAYOUTS", "LEWINVIT_SHAPES", "LWTGPF", "AttentionMap", "BNNecks", "LewinViT", "LewinViTShape",
-    "LoadReport", "PretrainedError", "ReidFeatures", "ReidModel", "ResNet50Reid", "ViTSmallReid",
-    "build_lewinvit", "build_model", "load_pretrained", "stripe_pool",
-]
+Names are imported on first use (PEP 562), so `lwtgpf.models.registry` can be read without torch.
+"""
+from __future__ import annotations
+
+from lwtgpf.lazy import lazy_exports
+
+_EXPORTS = {
+    "BNNecks": ".base", "ReidModel": ".base", "stripe_pool": ".base",
+    "ResNet50Reid": ".baselines", "ViTSmallReid": ".baselines",
+    "AttentionMap": ".lewinvit", "LewinViT": ".lewinvit", "build_lewinvit": ".lewinvit",
+    "LEWINVIT_SHAPES": ".shapes", "LewinViTShape": ".shapes",
+    "LWTGPF": ".lwtgpf",
+    "ReidFeatures": ".output",
+    "LAYOUTS": ".pretrained", "LoadReport": ".pretrained", "PretrainedError": ".pretrained",
+    "load_pretrained": ".pretrained", "load_model_state": ".pretrained",
+    "BACKBONES": ".registry", "build_model": ".registry",
+}
+__all__ = sorted(_EXPORTS)
+
+
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -17,8 +17,21 @@ an unknown layout, a layout of the wrong family or a file that fills nothing rai
 Checkpoints are untrusted: `torch.load(weights_only=True)`.
 
 The `lwtgpf` layout is a whole model trained here (e.g. supervised pretraining with the `classifier`
-method) loaded into a model of the same backbone and shape, necks included; only a camera embedding
-for another number of cameras is skipped (with its reason), since cameras do not transfer.
+method) loaded into a model of the same backbone and shape, necks included. `load_model_state` is the
+strict form used to restore a run's own checkpoint (evaluate, resume, the workbench): every key must be
+there with its shape, and a mismatch names the file and the keys.
+
+Wrapped weights load in every layout: containers (`state_dict`, `model`, `teacher`) are unwrapped and a
+prefix that every key shares (`module.` from DataParallel / DDP, `model.` from Lightning-style wrappers,
+`_orig_mod.` from torch.compile) is removed before the layout is detected.
+
+Camera embedding policy (SIE, one learned row per camera; `camera_embedding_for`): cameras do not
+transfer between datasets. When the checkpoint's number of cameras equals the model's, the rows load
+as they are (the same dataset, or Duke -> Occluded-Duke). When it differs (direct transfer, e.g.
+Market's 6 cameras -> Duke's 8, or fine-tuning on another dataset), every camera of the model gets the
+MEAN of the trained rows: an unseen camera is treated as the average seen camera, which keeps the token
+statistics the network was trained with (a random row, or none, would shift every token by up to
+sie_coef times a row it never saw). The load report says so.
 """
 from __future__ import annotations
 
@@ -32,10 +45,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lwtgpf.errors import UserError
+
 from .lewinvit import relative_position_index
 
 
-class PretrainedError(ValueError):
+class PretrainedError(UserError):
     """A checkpoint that cannot be loaded as asked; the message names the file and the key."""
 
 
@@ -101,7 +116,22 @@ def read_checkpoint(path: str | Path) -> StateDict:
     tensors = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
     if not tensors:
         raise PretrainedError(f"{path}: holds no tensors (keys: {list(obj)[:8]})")
-    return tensors
+    return strip_wrapper_prefixes(tensors)
+
+
+WRAPPER_PREFIXES = ("module.", "model.", "_orig_mod.")  # DataParallel / DDP, Lightning-style, torch.compile
+
+
+def strip_wrapper_prefixes(state: StateDict) -> StateDict:
+    """Remove a wrapper prefix while EVERY key starts with it (a prefix only some keys share is a name)."""
+    changed = True
+    while changed and state:
+        changed = False
+        for prefix in WRAPPER_PREFIXES:
+            if all(key.startswith(prefix) for key in state):
+                state = {key[len(prefix):]: value for key, value in state.items()}
+                changed = True
+    return state
 
 
 def strip_prefixes(state: StateDict, prefixes: tuple[str, ...]) -> StateDict:
@@ -270,18 +300,40 @@ LAYOUTS: dict[str, Layout] = {
 is_run_checkpoint = _has(r"^necks\.bn\.weight$")  # every ReidModel of this project has BN necks
 
 
+def camera_embedding_for(saved: torch.Tensor, own: torch.Tensor, path: str = "") -> tuple[torch.Tensor, str]:
+    """The camera table (C', 1, D) to load into a model whose table is `own`, from a trained (C, 1, D).
+
+    Same C: the trained rows. Another C: every row the mean of the trained rows (see the module
+    docstring). Returns the table and a note for the load report ("" when the rows load as they are).
+    """
+    if saved.shape[1:] != own.shape[1:]:
+        raise PretrainedError(f"{path}: the camera embedding has shape {tuple(saved.shape)}, the model's "
+                              f"{tuple(own.shape)}: another model width (another backbone or size?)")
+    if saved.shape[0] == own.shape[0]:
+        return saved, ""
+    mean = saved.float().mean(0, keepdim=True).to(saved.dtype).expand_as(own).clone()
+    return mean, (f"camera embedding: trained for {saved.shape[0]} cameras, this dataset has {own.shape[0]}; "
+                  "every camera gets the mean of the trained ones (direct-transfer policy)")
+
+
 def load_run_checkpoint(model: nn.Module, state: StateDict, path: str = "") -> LoadReport:
-    """A model saved by this project, key by key into the same architecture (shape-checked)."""
+    """A model saved by this project, as pretrained weights: key by key into the same architecture.
+
+    Lenient about keys (a model with LeFF added keeps its zero-initialised LeFF; unknown keys are
+    reported), strict about shapes; the camera embedding follows `camera_embedding_for`.
+    """
     own = model.state_dict()
     report = LoadReport(path=path, layout="lwtgpf")
     usable = {}
     for key, value in state.items():
         if key not in own:
             report.unexpected.append(key)
+        elif key.endswith("camera_embed"):
+            usable[key], note = camera_embedding_for(value, own[key], path)
+            if note:
+                report.skipped[key] = note
         elif own[key].shape == value.shape:
             usable[key] = value
-        elif key.endswith("camera_embed"):
-            report.skipped[key] = f"camera embedding for {value.shape[0]} cameras, the model has {own[key].shape[0]}"
         else:
             raise PretrainedError(f"{path}: {key} has shape {tuple(value.shape)}, but the model expects "
                                   f"{tuple(own[key].shape)} (another backbone or size?)")
@@ -290,6 +342,36 @@ def load_run_checkpoint(model: nn.Module, state: StateDict, path: str = "") -> L
     model.load_state_dict(usable, strict=False)
     report.loaded = [k for k in own if k in usable]
     report.missing = [k for k in own if k not in usable]
+    return report
+
+
+def load_model_state(model: nn.Module, state: StateDict, path: str = "") -> LoadReport:
+    """Restore a run's own checkpoint into the model its config builds: every key, every shape.
+
+    Raises PretrainedError naming `path` and the keys that are missing, unexpected or of another shape
+    (a checkpoint of another backbone, size or LeFF setting). The camera embedding follows
+    `camera_embedding_for`, so a checkpoint evaluates on a dataset with another number of cameras.
+    """
+    state = strip_wrapper_prefixes(dict(state))
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    wrong = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in own
+             if k in state and state[k].shape != own[k].shape and not k.endswith("camera_embed")]
+    if missing or unexpected or wrong:
+        parts = [f"{len(wrong)} of another shape (checkpoint vs model): {', '.join(wrong[:3])}" if wrong else "",
+                 f"{len(missing)} missing: {', '.join(missing[:3])}" if missing else "",
+                 f"{len(unexpected)} unexpected: {', '.join(unexpected[:3])}" if unexpected else ""]
+        raise PretrainedError(f"{path}: the checkpoint does not fit this {type(model).__name__} "
+                              f"(another backbone, size or model setting?): {'; '.join(p for p in parts if p)}")
+    report = LoadReport(path=path, layout="lwtgpf")
+    usable = dict(state)
+    for key in [k for k in own if k.endswith("camera_embed")]:
+        usable[key], note = camera_embedding_for(state[key], own[key], path)
+        if note:
+            report.skipped[key] = note
+    model.load_state_dict(usable, strict=True)
+    report.loaded = list(own)
     return report
 
 

@@ -1,6 +1,6 @@
 """The workbench's static figures: what the widgets show and what headless runs save as PNG.
 
-Every function takes plain data (arrays, `lwtgpf.runs` dataclasses, log rows) and returns a
+Every function takes plain data (arrays, `lwtgpf.workbench` dataclasses, log rows) and returns a
 matplotlib `Figure` (no pyplot, so nothing depends on a GUI backend); `figure_png` turns one into bytes.
 
     attention_figure(crop_attention, stage, block, head, query)   window grid + attention of one query token
@@ -17,7 +17,7 @@ import io
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 from matplotlib.collections import LineCollection
@@ -27,7 +27,9 @@ from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 from PIL import Image, ImageDraw, ImageFont
 
-from lwtgpf.runs import CropAttention
+if TYPE_CHECKING:  # duck-typed: this module never imports torch
+    from lwtgpf.workbench.attention import CropAttention
+
 
 DPI = 80  # widget previews; save_figure passes its own
 CATEGORY_COLOURS = ListedColormap(
@@ -57,9 +59,20 @@ def save_figure(fig: Figure, path: str | Path, dpi: int = 120) -> Path:
     return path
 
 
-def message_figure(text: str, size: tuple[float, float] = (6, 1.5)) -> Figure:
-    fig = Figure(figsize=size)
+def message_figure(text: str, size: tuple[float, float] = (6, 1.5), fig: Figure | None = None) -> Figure:
+    fig = target_figure(fig, size)
     fig.text(0.5, 0.5, text, ha="center", va="center", wrap=True)
+    return fig
+
+
+def target_figure(fig: Figure | None, size: tuple[float, float]) -> Figure:
+    """A new Figure of `size` inches, or `fig` cleared (a widget's live figure: an interactive canvas
+    keeps its figure, each redraw draws into it again)."""
+    if fig is None:
+        return Figure(figsize=size)
+    fig.clear()
+    if tuple(fig.get_size_inches()) != tuple(size):
+        fig.set_size_inches(*size, forward=True)
     return fig
 
 
@@ -106,7 +119,7 @@ def query_attention(crop: CropAttention, stage: int, block: int, head: int | Non
 
 
 def attention_figure(crop: CropAttention, stage: int, block: int, head: int | None,
-                     query: tuple[int, int], title: str = "") -> Figure:
+                     query: tuple[int, int], title: str = "", fig: Figure | None = None) -> Figure:
     """Left: the crop, the block's window grid (shifted windows wrap), padding hatched, the query's
     window filled. Right: the query token's attention over its window (head `head`, None = mean)."""
     amap = crop.map(stage, block)
@@ -117,7 +130,7 @@ def attention_figure(crop: CropAttention, stage: int, block: int, head: int | No
     attention = query_attention(crop, stage, block, head, query)
     padding_mass = attention[H:, :].sum() + attention[:H, W:].sum()
     img_h, img_w = crop.image.shape[:2]
-    fig = Figure(figsize=(2 * 3.6 * max(Wp / Hp, 0.6) + 1.4, 4.6))
+    fig = target_figure(fig, (2 * 3.6 * max(Wp / Hp, 0.6) + 1.4, 4.6))
     fig.subplots_adjust(left=0.02, right=0.82, bottom=0.02, top=0.8, wspace=0.08)
     axes = fig.subplots(1, 2)
     for ax in axes:
@@ -184,13 +197,16 @@ class Tile:
 
 
 THUMB_HEIGHT = 96  # px of a crop in a mosaic (aspect kept)
+EXAMPLE_THUMB_HEIGHT = 72  # px in the cluster explorer's many rows (the PNG each redraw sends stays small)
 FRAME_PX, GAP_PX, FONT_PX = 3, 6, 11
 
 
 def mosaic(rows: Sequence[Sequence[Tile]], labels: Sequence[str] = (), columns: int | None = None,
-           thumb_height: int = THUMB_HEIGHT) -> np.ndarray:
+           thumb_height: int = THUMB_HEIGHT, boxes: list | None = None) -> np.ndarray:
     """(H, W, 3) uint8 image: one line of tiles per entry of `rows` (wrapped every `columns` tiles),
-    each line led by its label (multi-line text) when `labels` are given; white background."""
+    each line led by its label (multi-line text) when `labels` are given; white background.
+    boxes: a list that receives one (row, index in row, x0, y0, x1, y1) per tile, in image pixels (what
+    a click on the image lands on)."""
     font = ImageFont.load_default(size=FONT_PX)
     columns = columns or max([len(r) for r in rows] + [1])
     first = next((t.image for r in rows for t in r), np.zeros((2, 1, 3), np.uint8))
@@ -201,11 +217,12 @@ def mosaic(rows: Sequence[Sequence[Tile]], labels: Sequence[str] = (), columns: 
     cell_h = thumb_height + 2 * FRAME_PX + lines * (FONT_PX + 2) + GAP_PX
     label_w = max([int(font.getbbox(line)[2]) for label in labels for line in label.split("\n")] + [0])
     label_w += GAP_PX if labels else 0
-    blocks, block_labels = [], []  # lines of at most `columns` tiles; a row's label on its first line
+    blocks, block_labels, origin = [], [], []  # lines of at most `columns` tiles; a row's label on its first line
     for r, row in enumerate(rows):
         for start in range(0, max(len(row), 1), columns):
             blocks.append(list(row[start:start + columns]))
             block_labels.append(labels[r] if start == 0 and r < len(labels) else "")
+            origin.append((r, start))
     canvas = Image.new("RGB", (label_w + columns * cell_w, max(len(blocks), 1) * cell_h), "white")
     draw = ImageDraw.Draw(canvas)
     for b, (block, label) in enumerate(zip(blocks, block_labels)):
@@ -218,6 +235,9 @@ def mosaic(rows: Sequence[Sequence[Tile]], labels: Sequence[str] = (), columns: 
             if tile.frame is not None:
                 draw.rectangle((left, top, left + thumb_w + 2 * FRAME_PX - 1, top + thumb_height + 2 * FRAME_PX - 1),
                                fill=tile.frame)
+            if boxes is not None:
+                boxes.append((origin[b][0], origin[b][1] + c, left, top, left + thumb_w + 2 * FRAME_PX,
+                              top + thumb_height + 2 * FRAME_PX))
             thumb = Image.fromarray(np.ascontiguousarray(tile.image[..., :3])).resize((thumb_w, thumb_height))
             canvas.paste(thumb, (left + FRAME_PX, top + FRAME_PX))
             if tile.caption:
@@ -226,8 +246,9 @@ def mosaic(rows: Sequence[Sequence[Tile]], labels: Sequence[str] = (), columns: 
     return np.asarray(canvas)
 
 
-def _show_image(ax, image: np.ndarray) -> None:
-    ax.imshow(image, interpolation="antialiased")
+def _show_image(ax, image: np.ndarray, interpolation: str = "antialiased") -> None:
+    """A mosaic in `ax`; "nearest" where it is shown at 1:1 pixels (no resampling: half the render time)."""
+    ax.imshow(image, interpolation=interpolation)
     ax.set_axis_off()
 
 
@@ -246,21 +267,36 @@ class PointLayer:
     size: float = 12.0
 
 
+RING_LIMIT = 300  # a larger selection fades the other points instead of ringing its own (Agg draws fewer markers)
+
+
 def embedding_figure(layers: Sequence[PointLayer], title: str, selected: np.ndarray | None = None,
-                     crops: Sequence[Tile] = (), crops_title: str = "") -> Figure:
-    """Scatter of the layers coloured by category, the selected point ringed, its crops on the right."""
-    fig = Figure(figsize=(10.0, 5.0))
+                     crops: Sequence[Tile] = (), crops_title: str = "", highlight: np.ndarray | None = None,
+                     fig: Figure | None = None) -> Figure:
+    """Scatter of the layers coloured by category, the selected point ringed, the selection (`highlight`:
+    indices into the first layer) circled in black, or, beyond RING_LIMIT points, shown by fading the
+    others; the selection's crops on the right. The scatter is `fig.axes[0]` (what a mouse event is read
+    against)."""
+    fig = target_figure(fig, (10.0, 5.0))
     ax = fig.add_axes((0.02, 0.03, 0.56, 0.82))
-    for layer in layers:
+    highlight = np.asarray([] if highlight is None else highlight, dtype=np.int64)
+    for index, layer in enumerate(layers):
         cats = np.asarray(layer.categories)
         colours = np.where(cats[:, None] >= 0, CATEGORY_COLOURS(np.maximum(cats, 0) % CATEGORY_COLOURS.N),
                            np.array(to_rgba(OUTLIER_COLOUR)))
+        if index == 0 and len(highlight) > RING_LIMIT:
+            faded = np.ones(len(cats), dtype=bool)
+            faded[highlight] = False
+            colours[faded, 3] = 0.12
         ax.scatter(layer.xy[:, 0], layer.xy[:, 1], c=colours, s=layer.size, marker=layer.marker,
                    edgecolors="black" if layer.marker != "o" else "none", linewidths=0.6, label=layer.name)
+    if layers and 0 < len(highlight) <= RING_LIMIT:
+        xy = layers[0].xy[highlight]
+        ax.scatter(xy[:, 0], xy[:, 1], s=40, facecolors="none", edgecolors="black", linewidths=0.9, label="selected")
     if selected is not None:
         ax.scatter([selected[0]], [selected[1]], s=260, facecolors="none", edgecolors="black", linewidths=2.0)
     if len(layers) > 1:
-        legend = ax.legend(loc="best", fontsize=8)
+        legend = ax.legend(loc="upper right", fontsize=8)  # "best" scans every point: slow at 13k
         for handle in legend.legend_handles:  # the marker shape tells the layers apart, not a colour
             handle.set_facecolor("#757575")
     ax.set_title(title, fontsize=10)
@@ -286,16 +322,16 @@ DASHBOARD_PANELS: dict[str, tuple[tuple[str, ...], str]] = {
 
 
 def purity_dashboard_figure(history: Sequence[dict[str, Any]], panels: Sequence[str] = tuple(DASHBOARD_PANELS),
-                            title: str | None = None) -> Figure:
+                            title: str | None = None, cursor: int | None = None, fig: Figure | None = None) -> Figure:
     """One small plot per panel, x = epoch; a key missing from an epoch (mAP between evaluations) is skipped.
-    title None: a summary of the last epoch; "": none."""
+    title None: a summary of the last epoch; "": none. cursor: an epoch marked by a dashed line."""
     unknown = [p for p in panels if p not in DASHBOARD_PANELS]
     if unknown:
         raise ValueError(f"unknown dashboard panels {unknown}; known: {list(DASHBOARD_PANELS)}")
     if not history:
-        return message_figure("no epoch completed yet: the curves appear after the first trainer.step()")
+        return message_figure("no epoch completed yet: the curves appear after the first trainer.step()", fig=fig)
     if not panels:
-        return message_figure("no panel selected")
+        return message_figure("no panel selected", fig=fig)
     columns = min(len(panels), 3)
     rows = math.ceil(len(panels) / columns)
     if title is None:
@@ -303,7 +339,7 @@ def purity_dashboard_figure(history: Sequence[dict[str, Any]], panels: Sequence[
         title = f"pseudo-label quality, {len(history)} epoch(s); last: " + ", ".join(
             f"{k} {last[k]:.3g}" for k in ("nmi", "ari", "num_clusters") if k in last)
     height = 2.5 * rows + (0.5 if title else 0.25)
-    fig = Figure(figsize=(3.4 * columns, height))
+    fig = target_figure(fig, (3.4 * columns, height))
     fig.subplots_adjust(left=0.18 / columns, right=0.98, bottom=0.4 / height,
                         top=1 - (0.5 if title else 0.25) / height,
                         wspace=0.25, hspace=0.4)
@@ -323,7 +359,9 @@ def purity_dashboard_figure(history: Sequence[dict[str, Any]], panels: Sequence[
         # few tick labels: every label is a Text to lay out, the bulk of a redraw's time
         ax.xaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))
         ax.yaxis.set_major_locator(MaxNLocator(nbins=4))
-        if ax.lines:
+        if cursor is not None:
+            ax.axvline(cursor, color="#d62728", linewidth=1, linestyle="--")
+        if any(not line.get_label().startswith("_") for line in ax.lines):
             ax.legend(fontsize=7)
         else:
             ax.text(0.5, 0.5, "not logged yet", ha="center", va="center", transform=ax.transAxes, fontsize=8)
@@ -356,35 +394,38 @@ def format_quality(quality: dict[str, float]) -> list[str]:
 
 
 def cluster_examples_figure(quality: dict[str, float], examples: Sequence[ClusterExample], title: str,
-                            dpi: int = DPI) -> Figure:
+                            dpi: int = DPI, fig: Figure | None = None, boxes: list | None = None) -> Figure:
     """Metrics on top, then one row of crops per example cluster, led by the example's title.
-    Sized so that the mosaic shows at its own pixel size at `dpi`."""
+    Sized so that the mosaic shows at its own pixel size at `dpi`; boxes: see `mosaic`."""
     metrics = format_quality(quality)
     half = (len(metrics) + 1) // 2
     heading = "\n".join([title, "  ".join(metrics[:half]), "  ".join(metrics[half:])])
     if not examples:
-        return message_figure(heading + "\n\nno cluster at these settings (every crop is an outlier)", (8, 2))
-    image = mosaic([e.crops for e in examples], labels=[e.title for e in examples])
-    return _image_figure(image, heading, dpi)
+        return message_figure(heading + "\n\nno cluster at these settings (every crop is an outlier)", (8, 2), fig)
+    image = mosaic([e.crops for e in examples], labels=[e.title for e in examples], boxes=boxes,
+                   thumb_height=EXAMPLE_THUMB_HEIGHT)
+    return _image_figure(image, heading, dpi, fig)
 
 
 # ---------------------------------------------------------------------------------------------------
 # Rank list
 
 
-def rank_list_figure(query: Tile, gallery: Sequence[Tile], title: str, dpi: int = DPI) -> Figure:
-    """The query (dark frame), then its ranked gallery crops, framed green (same person) or red (other)."""
-    return _image_figure(mosaic([[query, *gallery]]), title, dpi)
+def rank_list_figure(query: Tile, gallery: Sequence[Tile], title: str, dpi: int = DPI, fig: Figure | None = None,
+                     boxes: list | None = None) -> Figure:
+    """The query (dark frame), then its ranked gallery crops, framed green (same person) or red (other);
+    boxes: see `mosaic` (index 0 is the query, i the i-th gallery crop)."""
+    return _image_figure(mosaic([[query, *gallery]], boxes=boxes), title, dpi, fig)
 
 
-def _image_figure(image: np.ndarray, title: str, dpi: int) -> Figure:
+def _image_figure(image: np.ndarray, title: str, dpi: int, fig: Figure | None = None) -> Figure:
     """A figure holding `image` at 1:1 pixels (at `dpi`) under a title of a few lines."""
     title_in = 0.2 * (title.count("\n") + 1) + 0.15
     width_in, height_in = image.shape[1] / dpi, image.shape[0] / dpi
     title_width_in = 0.075 * max(len(line) for line in title.split("\n"))  # ~ a 9-pt character each
     fig_width = max(width_in, title_width_in, 4.0)
-    fig = Figure(figsize=(fig_width, height_in + title_in))
+    fig = target_figure(fig, (fig_width, height_in + title_in))
     fig.add_axes((0, 0, width_in / fig_width, height_in / (height_in + title_in)))
-    _show_image(fig.axes[0], image)
+    _show_image(fig.axes[0], image, interpolation="nearest")
     fig.suptitle(title, fontsize=9, y=1 - 0.05 / (height_in + title_in), va="top")
     return fig

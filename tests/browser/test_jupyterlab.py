@@ -1,6 +1,8 @@
 """A real browser: JupyterLab on localhost, the quickstart notebook opened in headless Chromium (Debian's
 chromium + chromium-driver, driven by Selenium), all its cells run, the workbench widget checked in the
-page, and a screenshot of each of its tabs saved to docs/images/ (the README shows them).
+page, real mouse events sent to its interactive canvases (hover, click, box selection, a click on an
+attention token) and the linked views' redraw awaited, and a screenshot of each of its tabs saved to
+docs/images/ (the README shows them).
 
 Run with `make browser-test` (installs chromium, chromium-driver and selenium when missing). Deselected
 from the default `pytest` run by the `browser` marker: it needs those system packages and a few minutes.
@@ -18,6 +20,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from lwtgpf.notebooks import NOTEBOOK_DIR, check_parameters, notebook_parameters
@@ -182,40 +185,119 @@ def test_quickstart_runs_in_jupyterlab_and_shows_the_workbench(browser, lab):  #
 
     _wait(finished, RUN_SECONDS, "all cells to run", interval=2.0)
 
-    # The workbench is in the page: a tab widget whose panels hold rendered figures.
+    # The workbench is in the page: a tab widget whose panels hold interactive matplotlib canvases.
     workbench = _wait(lambda: browser.find_elements(By.CSS_SELECTOR, ".jp-OutputArea .widget-tab"), 60,
                       "the workbench widget")[0]
     tabs = workbench.find_elements(By.CSS_SELECTOR, ".lm-TabBar-tab")
     titles = [t.text.strip() for t in tabs]
-    assert len(titles) == 5, titles
+    assert titles == ["pseudo-label purity", "cluster explorer", "proxy UMAP", "lineage", "trajectory",
+                      "camera pairs", "attention windows", "rank list"], titles
     epochs = PARAMETERS["epochs"]
     assert f"trained ({epochs} epochs): mAP" in browser.find_element(By.CSS_SELECTOR, ".jp-Notebook").text
-    IMAGES.mkdir(parents=True, exist_ok=True)
     # the status bar would cover the bottom of figures taller than the window
     browser.execute_script("document.getElementById('jp-main-statusbar').style.display = 'none';")
-    for tab, title in zip(tabs, titles):
-        browser.execute_script("arguments[0].scrollIntoView({block: 'start'});", workbench)
-        tab.click()
-        # the visible panel's figure is a decoded <img> of real size (a PNG from the kernel, not a placeholder)
-        _wait(lambda: browser.execute_script(
-            "const imgs = [...arguments[0].querySelectorAll('img')].filter(i => i.offsetParent !== null);"
-            "return imgs.length > 0 && imgs.every(i => i.complete && i.naturalWidth > 100);", workbench),
-            60, f"the figure of the {title!r} tab")
-        time.sleep(0.5)  # let the tab's layout settle before the screenshot
-        path = IMAGES / f"workbench_{re.sub(r'[^a-z0-9]+', '_', title.lower()).strip('_')}.png"
-        workbench.screenshot(str(path))
-        assert path.stat().st_size > 10_000, path
-    # the same run wrote its static figures headless-style too
-    assert len(list((run_dir / "figures").glob("*.png"))) >= 5
+    bench = workbench.find_element(By.XPATH, "./ancestor::div[contains(@class, 'widget-vbox')][1]")
 
-    # A round trip through the kernel: type another crop number in the attention tab; the figure changes.
-    tabs[titles.index("attention windows")].click()
-    visible_src = ("return [...arguments[0].querySelectorAll('img')].filter(i => i.offsetParent !== null)"
-                   ".map(i => i.src).join(' ');")
-    before = browser.execute_script(visible_src, workbench)
-    crop_box = next(box for box in workbench.find_elements(By.CSS_SELECTOR, ".widget-inline-hbox")
-                    if box.is_displayed() and box.text.strip().startswith("crop"))
-    field = crop_box.find_element(By.CSS_SELECTOR, "input")
-    field.clear()
-    field.send_keys("2\n")
-    _wait(lambda: browser.execute_script(visible_src, workbench) != before, 60, "the attention figure to redraw")
+    def open_tab(title: str):
+        browser.execute_script("arguments[0].scrollIntoView({block: 'start'});", bench)
+        tabs[titles.index(title)].click()
+        return _wait(lambda: _drawn_canvas(browser, workbench), 90, f"the {title!r} tab's figure")
+
+    def selection_text() -> str:
+        return bench.find_element(By.CSS_SELECTOR, ":scope > .widget-hbox .widget-html-content").text
+
+    # hover: the crop under the mouse appears beside the UMAP
+    canvas = open_tab("proxy UMAP")
+    preview = next(e for e in workbench.find_elements(By.CSS_SELECTOR, ".widget-html-content")
+                   if e.is_displayed() and "hover a point" in e.text)
+    width, height = canvas.size["width"], canvas.size["height"]
+    left, right, bottom, top = 0.02 * width, 0.58 * width, (1 - 0.03) * height, (1 - 0.85) * height  # axes
+    found = None
+    for y in np.linspace(top + 10, bottom - 10, 9):
+        for x in np.linspace(left + 10, right - 10, 40):
+            _mouse(browser, canvas, x, y)
+            time.sleep(0.12)
+            if preview.text.startswith("crop "):
+                found = (x, y)
+                break
+        if found:
+            break
+    assert found, "no crop under any hovered position of the UMAP"
+    crop = int(preview.text.split()[1])
+    # click it: the shared selection names it, the UMAP redraws with it circled
+    before = _canvas_image(browser, canvas)
+    _mouse(browser, canvas, *found, click=True)
+    _wait(lambda: f"selected crop {crop} " in selection_text(), 30, "the click to select the crop")
+    _wait(lambda: _canvas_image(browser, canvas) != before, 30, "the UMAP to redraw the selection")
+    # a box: every crop inside it selected
+    _mouse(browser, canvas, left + 0.25 * (right - left), top + 0.25 * (bottom - top),
+           drag_to=(left + 0.75 * (right - left), top + 0.75 * (bottom - top)))
+    _wait(lambda: "from the proxy UMAP (box)" in selection_text(), 30, "the box to select crops")
+    selected = selection_text()
+    assert "selected crops (" in selected, selected
+    _save_tab(workbench, "proxy UMAP")
+    # the linked views: shown next, they redraw with the selection
+    for title in ("cluster explorer", "lineage", "trajectory", "camera pairs"):
+        open_tab(title)
+        _wait(lambda: any("from the proxy UMAP (box)" in e.text for e in
+                          workbench.find_elements(By.CSS_SELECTOR, ".widget-html-content") if e.is_displayed()),
+              60, f"the {title!r} view to show the selection")
+        _save_tab(workbench, title)
+    # a click on a token of the attention image makes it the query token
+    canvas = open_tab("attention windows")
+    readouts = lambda: [e.text for e in workbench.find_elements(By.CSS_SELECTOR, ".widget-readout")
+                        if e.is_displayed()]
+    before = readouts()
+    _mouse(browser, canvas, 0.05 * canvas.size["width"], 0.3 * canvas.size["height"], click=True)
+    _wait(lambda: readouts() != before, 30, "the query token to follow the click")
+    _save_tab(workbench, "attention windows")
+    for title in ("pseudo-label purity", "rank list"):
+        open_tab(title)
+        _save_tab(workbench, title)
+    # the same run wrote its static figures headless-style too
+    assert len(list((run_dir / "figures").glob("*.png"))) >= 8
+
+
+def _drawn_canvas(browser, workbench):
+    """The visible panel's event canvas, once its image canvas holds a drawn figure (not blank)."""
+    from selenium.webdriver.common.by import By
+
+    for div in workbench.find_elements(By.CSS_SELECTOR, ".jupyter-matplotlib-canvas-div"):
+        if div.is_displayed():
+            image, top = div.find_elements(By.CSS_SELECTOR, "canvas")[:2]
+            drawn = browser.execute_script(
+                "const c = arguments[0]; if (c.width < 100) return false;"
+                "const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;"
+                "for (let i = 0; i < d.length; i += 4 * 97) { if (d[i] < 250) return true; } return false;", image)
+            return top if drawn else None
+    return None
+
+
+def _canvas_image(browser, top_canvas) -> str:
+    return browser.execute_script("return arguments[0].previousElementSibling.toDataURL();", top_canvas)
+
+
+def _mouse(browser, canvas, x: float, y: float, click: bool = False, drag_to=None) -> None:
+    """Real pointer events at (x, y) CSS pixels from the canvas' top-left corner (Selenium's offsets are
+    from the element's centre)."""
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    w, h = canvas.size["width"], canvas.size["height"]
+    chain = ActionChains(browser).move_to_element_with_offset(canvas, int(x - w / 2), int(y - h / 2))
+    if click:
+        chain = chain.click()
+    if drag_to is not None:
+        chain = chain.click_and_hold().pause(0.2)
+        for f in (0.3, 0.6, 1.0):  # a few moves on the way, as a hand drags
+            chain = chain.move_to_element_with_offset(canvas, int(x + f * (drag_to[0] - x) - w / 2),
+                                                      int(y + f * (drag_to[1] - y) - h / 2)).pause(0.1)
+        chain = chain.release()
+    chain.perform()
+
+
+def _save_tab(workbench, title: str) -> None:
+    IMAGES.mkdir(parents=True, exist_ok=True)
+    time.sleep(0.5)  # let the tab's layout settle before the screenshot
+    path = IMAGES / f"workbench_{re.sub(r'[^a-z0-9]+', '_', title.lower()).strip('_')}.png"
+    workbench.screenshot(str(path))
+    assert path.stat().st_size > 10_000, path

@@ -1,4 +1,4 @@
-"""RunState (lwtgpf.runs): the workbench's view of a live Trainer and of a run folder it wrote."""
+"""RunState (lwtgpf.workbench): the workbench's view of a live Trainer and of a run folder it wrote, at any epoch."""
 from __future__ import annotations
 
 import json
@@ -9,10 +9,9 @@ import torch
 
 from lwtgpf.cluster import pseudo_label
 from lwtgpf.config import load_config
-from lwtgpf.data import build_test_transform
-from lwtgpf.engine.extract import extract_features
 from lwtgpf.engine.trainer import Trainer
-from lwtgpf.runs import Reclusterer, RunState, cluster_summaries
+from lwtgpf.run_folder import RunFolderError
+from lwtgpf.workbench import Reclusterer, RunState, cluster_summaries
 
 
 
@@ -42,26 +41,76 @@ def test_live_state_follows_the_trainer_and_caches_per_epoch(tiny_config, tmp_pa
         assert torch.equal(folder.model.state_dict()[key], value), key
 
 
-def test_run_folder_state_is_the_checkpointed_model(finished_run):
+def test_run_folder_state_is_what_the_trainer_saw(finished_run):
     trainer, run_dir = finished_run
     state = RunState.from_run_dir(run_dir)
-    assert state.epoch == 1
+    assert state.epochs == [1] and state.epoch == 1
     assert state.history == json.loads((run_dir / "log.json").read_text())
     assert not state.model.training
-    expected = extract_features(trainer.model, trainer.dataset.train, build_test_transform(trainer.cfg.data),
-                                kind="all")
-    assert torch.allclose(state.train_features(), expected, atol=1e-5)
-    pseudo = state.pseudo_labels()
-    direct = pseudo_label(expected[:, 0], state.train_camids, trainer.cfg.cluster, trainer.dataset.num_cameras,
-                          true_pids=state.train_pids)
-    assert np.array_equal(pseudo.labels, direct.labels)
-    # the trainer evaluated this very model at its last epoch: the rank lists give its mAP
-    assert state.ranking(10)["mAP"] == pytest.approx(state.history[-1]["mAP"], abs=1e-6)
+    # the labels epoch 1 trained on, exactly; the features they came from, in float16
+    assert np.array_equal(state.pseudo_labels().labels, trainer.pseudo.labels)
+    assert state.features_source() == "epoch 1"
+    torch.testing.assert_close(state.train_features()[:, 0], trainer.features[:, 0], atol=2e-3, rtol=0)
+    # the trainer evaluated the model after epoch 1 and kept its ranking: the same mAP and lists
+    assert state.test_source() == "epoch 1"
+    assert state.ranking(10)["mAP"] == pytest.approx(state.history[-1]["mAP"], abs=1e-12)
+    live = RunState.from_trainer(trainer).ranking(10)
+    assert np.array_equal(state.ranking(10)["topk"], live["topk"])
+
+
+def test_the_epoch_cursor_goes_back_in_time(tiny_config, tmp_path):
+    cfg = tiny_config(**{"train.epochs": 3, "train.eval_every": 1, "train.keep_features": "eval",
+                         "train.keep_weights": True})
+    trainer = Trainer(cfg, run_dir=tmp_path / "run", verbose=False)
+    features, weights = {}, {}
+    for _ in range(3):
+        trainer.step()
+        features[trainer.epoch] = trainer.features[:, 0].clone()
+        weights[trainer.epoch] = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    state = RunState.from_run_dir(tmp_path / "run")
+    assert state.epochs == [1, 2, 3] and state.epoch == 3
+    for epoch in (1, 2, 3):
+        state.go_to(epoch)
+        assert state.epoch == epoch
+        assert np.array_equal(state.labels(), trainer.labels_history[epoch])
+        assert state.pseudo_labels().quality["nmi"] == pytest.approx(trainer.history[epoch - 1]["nmi"])
+        torch.testing.assert_close(state.train_features()[:, 0], features[epoch], atol=2e-3, rtol=0)
+        assert state.ranking(5)["mAP"] == pytest.approx(trainer.history[epoch - 1]["mAP"], abs=1e-12)
+        assert state.model_source() == f"epoch {epoch}"
+        model = state._model_at_cursor()
+        for key, value in weights[epoch].items():
+            assert torch.equal(model.state_dict()[key].cpu(), value.cpu()), (epoch, key)
+    with pytest.raises(ValueError, match="epoch 7 is not stored; this run has epochs 1..3"):
+        state.go_to(7)
+    # across epochs: the lineage of consecutive epochs accounts for every crop
+    lineage = state.lineage(1, 2)
+    assert lineage.flows[:, 2].sum() == len(state.dataset.train)
+    assert sum(lineage.counts_a.values()) == len(set(trainer.labels_history[1].tolist()) - {-1})
+    series = state.camera_pair_series()
+    assert sorted(series) == [1, 2, 3] and all(0 <= v[0] <= 1 for v in series.values())
+    worst = state.worst_identities(count=3)
+    assert len(worst) == 3 and worst[0][1] >= worst[-1][1]
+    steps = state.trajectory(state.identity_crops(worst[0][0]))
+    assert [s.epoch for s in steps] == [1, 2, 3]
+
+
+def test_a_cadence_keeps_features_of_some_epochs_and_labels_of_all(tiny_config, tmp_path):
+    cfg = tiny_config(**{"train.epochs": 4, "train.eval_every": 2})  # keep_features "eval": 1, 2, 4
+    Trainer(cfg, run_dir=tmp_path / "run", verbose=False).fit()
+    run_dir = tmp_path / "run"
+    kept = sorted(p.parent.name for p in run_dir.glob("epochs/*/train_features.npy"))
+    assert kept == ["001", "002", "004"]
+    assert sorted(p.parent.name for p in run_dir.glob("epochs/*/labels.npy")) == ["001", "002", "003", "004"]
+    assert not list(run_dir.glob("epochs/*/weights.pt"))  # keep_weights is off by default
+    state = RunState.from_run_dir(run_dir)
+    state.go_to(3)
+    assert state.features_source() == "epoch 2" and state.test_source() == "epoch 2"
+    assert "stored its labels and features" in (run_dir / "train.log").read_text()
 
 
 def test_from_run_dir_names_what_is_missing(tmp_path):
     (tmp_path / "config.yaml").write_text("method: lwtgpf\n")
-    with pytest.raises(FileNotFoundError, match="checkpoints/last.pt"):
+    with pytest.raises(RunFolderError, match="checkpoints/last.pt is missing"):
         RunState.from_run_dir(tmp_path)
 
 
