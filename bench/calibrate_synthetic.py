@@ -25,6 +25,9 @@ ratio: the learning check the calibration is for.
 Run (one thread per process is the fair use of a shared 2-core CPU):
     OMP_NUM_THREADS=1 .venv/bin/python bench/calibrate_synthetic.py --out runs/calibration
     ... --preset synthetic --preset synthetic_occluded --pretrained runs/demo/pretrain/checkpoints/last.pt
+The README's report reuses the checkpoints of bench/bench_methods.py (no training, about a minute):
+    ... --pretrained runs/methods/pretrain/runs/run/checkpoints/last.pt \
+        --supervised runs/methods/methods/runs/supervised-upper-bound__seed=1/checkpoints/last.pt
 Datasets missing under `data.root` are generated first (seed 0). Everything lands in `--out`: the run
 folders, `calibration.json` and `calibration.md` (the printed tables).
 """
@@ -41,14 +44,14 @@ from pathlib import Path
 
 os.environ.setdefault("TQDM_DISABLE", "1")  # progress bars would drown the report
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
 
-from lwtgpf.cluster import pseudo_label  # noqa: E402
-from lwtgpf.cluster.knn import nearest_neighbours  # noqa: E402
-from lwtgpf.config import PRESET_DIR, Config, load_config  # noqa: E402
-from lwtgpf.data.synthetic import generate_synthetic  # noqa: E402
-from lwtgpf.engine.trainer import Trainer  # noqa: E402
+from lwtgpf.cluster import pseudo_label
+from lwtgpf.cluster.knn import nearest_neighbours
+from lwtgpf.config import PRESET_DIR, Config, load_config
+from lwtgpf.data.synthetic import generate_synthetic
+from lwtgpf.engine.trainer import Trainer
 
 NEIGHBOURS = 10
 SUPERVISED_DONE: dict[tuple[str, int], float] = {}  # (preset, train.seed) -> final mAP of a supervised run
@@ -149,6 +152,11 @@ def calibrate(preset: str, weights: str, args: argparse.Namespace, out: Path) ->
     if args.no_supervised:
         rows["supervised from pretrained"] = {key: float("nan") for key in rows["random weights"]}
         return _preset_result(preset, trainer, camids, pids, rows)
+    if args.supervised:  # a supervised run already trained (e.g. bench_methods' seed 1): measure it
+        rows["supervised from pretrained"] = measure(
+            Trainer(training_config(preset, [*args.overrides, f"model.pretrained={args.supervised}"])))
+        print(f"{preset}, supervised: {json.dumps(rows['supervised from pretrained'], default=float)}", flush=True)
+        return _preset_result(preset, trainer, camids, pids, rows)
     started = time.perf_counter()
     supervised = Trainer(training_config(preset, [*args.overrides, f"model.pretrained={weights}", "method=supervised",
                                                   *args.supervised_overrides]),
@@ -247,6 +255,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="override of every run on the benchmark (random, pretrained, supervised, learning check)")
     parser.add_argument("--pretrain-set", dest="pretrain_overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override of the pretraining (preset synthetic_source)")
+    parser.add_argument("--supervised", default="",
+                        help="a checkpoint of a supervised run from that pretraining to measure instead of training one")
     parser.add_argument("--supervised-set", dest="supervised_overrides", action="append", default=[],
                         metavar="KEY=VALUE", help="override of the supervised run only")
     parser.add_argument("--learning-seeds", type=int, nargs="*", default=[],

@@ -11,7 +11,7 @@ from lwtgpf.engine.trainer import Trainer
 
 root, out = sys.argv[1], Path(sys.argv[2])
 cfg = load_config("synthetic", {
-    "data.root": root, "data.batch_size": 16, "data.iters_per_epoch": 4, "train.epochs": 1,
+    "data.root": root, "data.height": 64, "data.width": 32, "data.pad": 2, "data.batch_size": 16, "data.iters_per_epoch": 4, "train.epochs": 1,
     "eval.batch_size": 64, "cluster.k1": 10, "cluster.k2": 3, "cluster.min_samples": 3,
 })
 trainer = Trainer(cfg)

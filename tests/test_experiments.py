@@ -287,7 +287,7 @@ def test_the_results_table_command_at_tiny_size(sweep, synthetic_root, tmp_path,
     os.environ["OMP_NUM_THREADS"] = "1"
     try:
         code = bench_methods.main(["--out", str(tmp_path / "m"), "--pretrained", str(weights), "--only", "LWTGPF",
-                                   "O2CAP", "--seeds", "1", "--jobs", "2", "--no-anchors", *overrides])
+                                   "O2CAP", "--seeds", "1", "--jobs", "2", *overrides])
     finally:
         if env["OMP_NUM_THREADS"] is None:
             os.environ.pop("OMP_NUM_THREADS")
@@ -298,6 +298,10 @@ def test_the_results_table_command_at_tiny_size(sweep, synthetic_root, tmp_path,
     assert list(table["variant"]) == ["LWTGPF", "O2CAP"] and list(table["n"]) == [1, 1]
     configs = [yaml.safe_load(p.read_text()) for p in sorted((tmp_path / "m" / "methods" / "runs").glob("*/config.yaml"))]
     assert [c["method"] for c in configs] == ["lwtgpf", "o2cap"]
+    assert [c["loss"]["reduction"] for c in configs] == ["batch_mean", "camera_sum"]  # O2CAP's own reduction
+    story = (tmp_path / "m" / "methods.md").read_text()  # the README table: start, gain, ratio, label quality
+    assert "| pretrained on synthetic_source, no training |" in story and "| LWTGPF | 1 |" in story
+    assert "| O2CAP | 1 |" in story and "pairwise precision" in story
     assert all(c["model"]["pretrained"] == str(weights) for c in configs)
 
 

@@ -19,7 +19,7 @@ from conftest import SMALL_BENCHMARK
 NOTEBOOKS = ["attention_windows", "cluster_evolution", "clustering_explorer", "compare_runs", "evaluate_and_rank",
              "quickstart", "stepwise_training"]
 # A few seconds per epoch on a 2-core CPU (the same shrink as conftest's tiny_config).
-TINY = {"data.batch_size": 16, "data.iters_per_epoch": 2, "eval.batch_size": 64,
+TINY = {"data.height": 64, "data.width": 32, "data.pad": 2, "data.batch_size": 16, "data.iters_per_epoch": 2, "eval.batch_size": 64,
         "cluster.k1": 10, "cluster.k2": 3, "cluster.min_samples": 3}
 
 

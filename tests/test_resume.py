@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 
 def _train_command(synthetic_root, out, *extra):
     overrides = [
-        f"data.root={synthetic_root}", "data.batch_size=16", "data.iters_per_epoch=6", "train.epochs=3",
+        f"data.root={synthetic_root}", "data.height=64", "data.width=32", "data.pad=2", "data.batch_size=16", "data.iters_per_epoch=6", "train.epochs=3",
         "train.eval_every=0", "eval.batch_size=64", "cluster.k1=10", "cluster.k2=3", "cluster.min_samples=3",
     ]
     if "--resume" in extra:  # the run's own config: nothing to repeat
