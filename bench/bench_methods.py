@@ -129,9 +129,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from lwtgpf.config import load_config
+    from lwtgpf.errors import UserError
 
-    target = load_config("synthetic", args.overrides)  # a bad --set fails here, before any work
-    source = load_config("synthetic_source", args.pretrain_overrides)
+    try:  # a bad --set fails here, before any work, in one line
+        target = load_config("synthetic", args.overrides)
+        source = load_config("synthetic_source", args.pretrain_overrides)
+    except UserError as exc:
+        print(f"bench_methods: {exc}", file=sys.stderr)
+        return 2
     out = Path(args.out).absolute()
     rerun = ["--rerun-failed"] if args.rerun_failed else []
     for cfg in (target, source):

@@ -18,6 +18,8 @@ def _tiny(synthetic_root):
 def test_synth_and_stats(tmp_path, capsys):
     assert main(["stats", "synthetic", "--root", str(tmp_path)]) == 2
     assert "lwtgpf synth --preset synthetic" in capsys.readouterr().err
+    assert main(["synth", "--preset", "nope", "--root", str(tmp_path)]) == 2  # one line naming the choices
+    assert "unknown synthetic preset 'nope'; available: synthetic," in capsys.readouterr().err
     assert main(["synth", "--root", str(tmp_path), "--seed", "3", "--figure", str(tmp_path / "overview.png")]) == 0
     assert (tmp_path / "overview.png").stat().st_size > 10_000
     assert main(["stats", "synthetic", "--root", str(tmp_path)]) == 0

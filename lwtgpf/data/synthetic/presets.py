@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lwtgpf.data.datasets import SPLIT_FOLDERS
+from lwtgpf.errors import UserError
 
 from .cameras import CAMERA_LOOKS
 from .scenes import SCENE_TYPES
@@ -109,14 +110,15 @@ SYNTHETIC_PRESETS: dict[str, SyntheticPreset] = {
 
 
 def resolve_preset(preset: str | SyntheticPreset, **overrides: Any) -> SyntheticPreset:
-    """A registry preset (or a given one) with some fields replaced, e.g. `num_train_ids=12` for tests."""
+    """A registry preset (or a given one) with some fields replaced, e.g. `num_train_ids=12` for tests.
+    An unknown preset or field name is a UserError (a ValueError) naming the choices."""
     if isinstance(preset, str):
         if preset not in SYNTHETIC_PRESETS:
             available = ", ".join(sorted(SYNTHETIC_PRESETS))
-            raise ValueError(f"unknown synthetic preset {preset!r}; available: {available}")
+            raise UserError(f"unknown synthetic preset {preset!r}; available: {available}")
         preset = SYNTHETIC_PRESETS[preset]
     known = {f.name for f in dataclasses.fields(SyntheticPreset)} - {"name"}
     unknown = sorted(set(overrides) - known)
     if unknown:
-        raise ValueError(f"unknown synthetic preset field(s) {unknown}; expected some of {sorted(known)}")
+        raise UserError(f"unknown synthetic preset field(s) {unknown}; expected some of {sorted(known)}")
     return dataclasses.replace(preset, **overrides)
