@@ -18,8 +18,8 @@ def synthetic_root(tmp_path_factory):
     return root
 
 
-# The synthetic preset shrunk to a few seconds per epoch on a 2-core CPU (crops read at 64x32, a
-# quarter of the preset's 128x64 pixels).
+# The synthetic preset shrunk to a few seconds per epoch on a 2-core CPU (crops read at their stored
+# 64x32, a quarter of the preset's 128x64 input).
 TINY = {
     "data.height": 64, "data.width": 32, "data.pad": 2, "data.batch_size": 16, "data.iters_per_epoch": 4, "train.eval_every": 0, "eval.batch_size": 64,
     "cluster.k1": 10, "cluster.k2": 3, "cluster.min_samples": 3,

@@ -71,14 +71,14 @@ def test_market_layout_meta_and_loader(tiny_root):
     meta = json.loads((folder / "meta.json").read_text())
     assert meta["num_cameras"] == 4 and meta["preset"] == "synthetic" and meta["seed"] == 0
     assert meta["generator_version"] == GENERATOR_VERSION
-    assert (meta["height"], meta["width"]) == (128, 64)
+    assert (meta["height"], meta["width"]) == (64, 32)
     assert len(meta["backgrounds"]) == 4 and all(len(b) == 4 for b in meta["backgrounds"])
     for split in SPLITS:
         names = [p.name for p in (folder / split).iterdir()]
         assert names and all(MARKET_NAME.fullmatch(n) for n in names), names[:3]
         assert all(1 <= int(MARKET_NAME.fullmatch(n).group(2)) <= 4 for n in names)
     with Image.open(next((folder / "query").iterdir())) as image:
-        assert (image.format, image.mode, image.size) == ("JPEG", "RGB", (64, 128))
+        assert (image.format, image.mode, image.size) == ("JPEG", "RGB", (32, 64))
 
     ds = build_dataset("synthetic", root=tiny_root)
     assert ds.num_cameras == 4
