@@ -9,7 +9,7 @@ from collections import defaultdict
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, JpegImagePlugin
 
 from lwtgpf.data import DatasetError, build_dataset
 from lwtgpf.data.synthetic import (
@@ -79,6 +79,8 @@ def test_market_layout_meta_and_loader(tiny_root):
         assert all(1 <= int(MARKET_NAME.fullmatch(n).group(2)) <= 4 for n in names)
     with Image.open(next((folder / "query").iterdir())) as image:
         assert (image.format, image.mode, image.size) == ("JPEG", "RGB", (32, 64))
+        # stored without chroma subsampling: the colours identities are told apart by keep full resolution
+        assert JpegImagePlugin.get_sampling(image) == 0
 
     ds = build_dataset("synthetic", root=tiny_root)
     assert ds.num_cameras == 4

@@ -272,11 +272,13 @@ def test_workbench_links_its_views(state, tmp_path):
     umap = bench.views["proxy_umap"]
     assert umap.visible and not umap.stale
     xy = state.embedding(n_epochs=UMAP_EPOCHS).crops
-    click(umap, *xy[3])  # a crop in the UMAP ...
-    assert bench.selection.crops == (3,) and "crop 3" in bench.selected.value
+    gaps = np.linalg.norm(xy[:, None] - xy[None], axis=-1) + np.diag(np.full(len(xy), np.inf))
+    crop = int(gaps.min(axis=1).argmax())  # the crop farthest from any other: a click picks it alone
+    click(umap, *xy[crop])  # a crop in the UMAP ...
+    assert bench.selection.crops == (crop,) and f"crop {crop}" in bench.selected.value
     bench.tab.selected_index = list(bench.views).index("attention_windows")
     attention = bench.views["attention_windows"]
-    assert (attention.split.value, attention.crop.value) == ("train", 3)  # ... opens in the attention view
+    assert (attention.split.value, attention.crop.value) == ("train", crop)  # ... opens in the attention view
     rank = bench.views["rank_list"]
     bench.tab.selected_index = list(bench.views).index("rank_list")
     _, _, x0, y0, x1, y1 = rank.boxes[1]
